@@ -1,0 +1,32 @@
+/* pathsafe.h — checks and resolution of untrusted paths: archive entry names,
+ * whiteout names, and paths resolved beneath a root directory without leaving it
+ * (openat2 RESOLVE_IN_ROOT when the kernel has it, a careful component walk
+ * otherwise).  Used by layer unpacking (CVE-2021-29136 class) and by the
+ * rootfs setup (CVE-2021-30465 class). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "error.h"
+
+/* Clean an archive entry name into a relative path without ".", "..", empty
+ * components or a leading "/" ("./a//b/" -> "a/b").  Rejects (-EINVAL with a
+ * message) names containing "..", NUL, or that are empty after cleaning when
+ * !allow_root.  *ret is malloc'd. */
+int pathsafe_clean_entry(const char *name, bool allow_root, char **ret, struct pbox_error *err);
+
+enum whiteout_kind {
+        WHITEOUT_NONE = 0,      /* an ordinary entry */
+        WHITEOUT_FILE,          /* "dir/.wh.NAME": NAME is deleted; *ret_target = "dir/NAME" */
+        WHITEOUT_OPAQUE,        /* "dir/.wh..wh..opq": dir is opaque; *ret_target = "dir" ("" for root) */
+        WHITEOUT_INVALID,       /* ".wh." prefix with a bad name (".wh.", ".wh..", ".wh..wh.foo") */
+};
+/* Classify a cleaned entry path.  *ret_target (malloc'd) is set for FILE/OPAQUE. */
+enum whiteout_kind pathsafe_whiteout(const char *clean_path, char **ret_target);
+
+/* Open `path` (relative, cleaned or not) beneath root_fd, never leaving root:
+ * symlinks (absolute or relative) and ".." resolve as if root_fd were "/".
+ * flags as for openat (O_CLOEXEC is always added).  If no_symlinks, any
+ * symlink in the path is an error (-ELOOP).  Returns an fd or -errno. */
+int pathsafe_open_beneath(int root_fd, const char *path, int flags, mode_t mode, bool no_symlinks);

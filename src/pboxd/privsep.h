@@ -1,0 +1,87 @@
+/* privsep.h — the protocol between the unprivileged HTTP front end (api
+ * process) and the privileged core.
+ *
+ * Channels.  At start the core creates a SOCK_SEQPACKET socketpair (the
+ * control channel) and forks the api process.  For every HTTP request the api
+ * process creates a fresh SOCK_SEQPACKET socketpair (the request channel) and
+ * passes one end to the core over the control channel (one message: the byte
+ * 'R' with the fd attached by SCM_RIGHTS).  On the request channel the api
+ * sends exactly one request message; the core answers with one response
+ * message, then closes its end.  (Streaming endpoints may later send several
+ * responses on one channel.)  The core never blocks on a request channel: it
+ * reads and writes them from its epoll loop.
+ *
+ * Messages.  struct privsep_hdr, then meta_len bytes of JSON (the "meta"), then
+ * body_len bytes of body, all in one datagram; or, when the whole would exceed
+ * PRIVSEP_MAX_INLINE, the body travels in a sealed memfd attached by
+ * SCM_RIGHTS (flag PRIVSEP_F_BODY_FD) and body_len is its size.  Image uploads
+ * always come as an fd.
+ *
+ * Request meta: {"op": "<op>", "token": "<bearer token or absent>",
+ *                "args": {<path and query parameters, all strings>}}
+ * Response meta: {"status": <http status>}; the body is the JSON response.
+ *
+ * The core trusts nothing in a request: the meta is parsed with
+ * json_parse_untrusted, the op is looked up in a fixed table, each arg is
+ * validated by the handler, sizes are checked against fstat of the fd. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define PRIVSEP_MAGIC 0x58425050u       /* "PPBX" */
+#define PRIVSEP_VERSION 1
+#define PRIVSEP_MAX_INLINE (64 * 1024)
+#define PRIVSEP_MAX_META (16 * 1024)
+
+#define PRIVSEP_F_BODY_FD 0x1u
+
+struct privsep_hdr {
+        uint32_t magic;
+        uint16_t version;
+        uint16_t flags;
+        uint32_t meta_len;
+        uint32_t reserved;
+        uint64_t body_len;
+};
+
+/* A received message.  Exactly one of body (inline, NUL-terminated for
+ * convenience) or body_fd (>= 0) carries the body when body_len > 0. */
+struct privsep_msg {
+        char *meta;             /* NUL-terminated JSON text */
+        size_t meta_len;
+        char *body;
+        uint64_t body_len;
+        int body_fd;            /* -1 if none; positioned at offset 0 */
+};
+
+void privsep_msg_clear(struct privsep_msg *msg);   /* frees and closes, leaves it reusable */
+
+/* Send one message.  Bodies larger than fit inline go through a memfd that
+ * this function creates, fills and seals.  body_fd >= 0 sends that fd as the
+ * body instead of body/body_len (its size is taken from fstat). */
+int privsep_send(int sock, const char *meta, const void *body, size_t body_len, int body_fd,
+                 struct pbox_error *err);
+
+/* Receive one message (blocking or not, as the socket is).  Returns 0,
+ * -EAGAIN when a non-blocking socket has nothing, -ECONNRESET on EOF,
+ * -EBADMSG on a malformed message.  Received fds are O_CLOEXEC. */
+int privsep_recv(int sock, struct privsep_msg *ret, struct pbox_error *err);
+
+/* Control channel: pass / receive the core's end of a new request channel. */
+int privsep_send_channel(int control_sock, int channel_fd, struct pbox_error *err);
+int privsep_recv_channel(int control_sock, int *ret_fd, struct pbox_error *err);
+
+/* The operations the api process may ask for. */
+#define PRIVSEP_OPS(X) \
+        X(IMAGE_LOAD, "image.load") \
+        X(IMAGE_LIST, "image.list") \
+        X(IMAGE_REMOVE, "image.remove") \
+        X(SANDBOX_CREATE, "sandbox.create") \
+        X(SANDBOX_LIST, "sandbox.list") \
+        X(SANDBOX_GET, "sandbox.get") \
+        X(SANDBOX_EXEC, "sandbox.exec") \
+        X(SANDBOX_STOP, "sandbox.stop") \
+        X(SANDBOX_REMOVE, "sandbox.remove")
