@@ -1,1 +1,33 @@
+/* rootfs.h — the root filesystem of a sandbox.
+ *
+ * Host side (parent): the overlay (image layers read-only below, a
+ * per-sandbox upper dir) is mounted by the daemon at a private mount point
+ * under the runtime dir.
+ *
+ * Child side (system calls only, inside the new mount namespace, before
+ * pivot_root): every mount target is resolved beneath the rootfs one
+ * component at a time with O_NOFOLLOW, so a symlink planted in the image
+ * (/proc -> /etc of the host, CVE-2021-30465 class) is an error, never
+ * followed; mounts are made on /proc/self/fd/N of the resolved fd.  Then:
+ * /proc of the sandbox's pid namespace with masked and read-only paths, /sys
+ * read-only, a minimal /dev on tmpfs (null zero full random urandom tty bound
+ * from the host, devpts newinstance, shm), pivot_root, old root detached. */
 #pragma once
+
+#include <stddef.h>
+
+#include "error.h"
+
+/* Paths (relative to the sandbox root) masked and made read-only; exported so
+ * the docs and tests can list them. */
+extern const char *const rootfs_masked_paths[];
+extern const char *const rootfs_readonly_paths[];
+extern const char *const rootfs_dev_nodes[];
+
+int rootfs_mount_overlay(char *const *lower_dirs /* lowest first */, const char *upper_dir,
+                         const char *work_dir, const char *target, struct pbox_error *err);
+int rootfs_unmount(const char *target, struct pbox_error *err);
+
+/* Child side.  On failure returns -errno and stores a static description of
+ * the failed step in *ret_step. */
+int rootfs_setup_child(const char *rootfs, const char **ret_step);

@@ -1,1 +1,90 @@
+/* core.h — the privileged core of pboxd: one thread, one epoll loop.
+ *
+ * Everything the core waits for is a `watch` in the loop: the control
+ * channel from the api process, each request channel, the pidfds of sandbox
+ * inits, exec processes and image-load workers, exec output pipes, stop
+ * timers, and a signalfd.  No per-sandbox helper process exists; a request
+ * that cannot be answered at once (exec, stop, forced removal, image load)
+ * keeps its channel until the event that completes it. */
 #pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "caps.h"
+#include "cgroup.h"
+#include "conf.h"
+#include "error.h"
+#include "image_store.h"
+#include "seccomp_policy.h"
+#include "userns.h"
+
+struct core;
+struct watch;
+
+typedef void (*watch_fn)(struct core *core, struct watch *w, uint32_t events);
+
+struct watch {
+        int fd;
+        watch_fn fn;
+        void *data;
+};
+
+/* A request in flight: its channel to the api process. */
+struct request {
+        struct watch watch;
+        struct core *core;
+        bool answered;
+        bool deferred;          /* an operation holds it until it completes */
+        bool hangup;            /* the api side went away */
+        struct request *next;   /* in core->requests */
+};
+
+struct sandbox;
+
+struct core {
+        struct pboxd_config *cfg;
+        int epfd;
+        bool quit;
+
+        struct watch control;           /* from the api process */
+        pid_t api_pid;
+        struct watch api_exit;          /* pidfd of the api process */
+        struct watch signals;           /* signalfd */
+
+        char admin_token[65];
+        int state_fd;                   /* STATE_DIR */
+        int sandboxes_fd;               /* STATE_DIR/sandboxes */
+        char *runtime_sandboxes;        /* RUNTIME_DIR/sandboxes */
+        struct image_store *images;
+        struct cgroup_manager *cgroups;
+        struct userns_map map;
+        struct caps_plan caps;
+        struct seccomp_program *seccomp;
+        int init_memfd;                 /* sealed copy of pbox-init */
+        int null_fd;
+        int own_pidns_fd;
+        bool pidfd_setns;
+
+        struct sandbox *sandboxes;
+        struct request *requests;
+        unsigned n_workers;
+};
+
+int core_watch_add(struct core *core, struct watch *w, uint32_t events);
+int core_watch_mod(struct core *core, struct watch *w, uint32_t events);
+void core_watch_del(struct core *core, struct watch *w);
+
+/* Answer a request (once) and release it.  body is consumed (decref'd). */
+void request_respond(struct request *req, int status, json_t *body);
+void request_error(struct request *req, int status, const char *code, const char *fmt, ...)
+        __attribute__((format(printf, 4, 5)));
+/* Map a library error to an HTTP status and answer with it. */
+void request_fail(struct request *req, const struct pbox_error *err);
+
+int core_init(struct core *core, struct pboxd_config *cfg, int control_fd, pid_t api_pid,
+              struct pbox_error *err);
+int core_run(struct core *core);
+void core_free(struct core *core);

@@ -1,0 +1,231 @@
+/* conf.c — defaults, config file parsing and validation (conf.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "conf.h"
+#include "util.h"
+
+void config_init_defaults(struct pboxd_config *cfg)
+{
+        memset(cfg, 0, sizeof *cfg);
+        cfg->listen = util_xstrdup("127.0.0.1:7269");
+        cfg->state_dir = util_xstrdup("/var/lib/pbox");
+        cfg->runtime_dir = util_xstrdup("/run/pbox");
+        cfg->init_path = util_xstrdup(PBOX_LIBEXECDIR "/pbox-init");
+        cfg->seccomp_policy = util_xstrdup(PBOX_POLICYDIR "/default.json");
+        cfg->cgroup_name = util_xstrdup("pbox");
+        cfg->api_user = util_xstrdup("nobody");
+        cfg->uid_base = 100000;
+        cfg->gid_base = 100000;
+        cfg->uid_count = 65536;
+        cfg->max_json_body = 1 << 20;
+        cfg->max_image_bytes = (uint64_t) 2 << 30;
+        cfg->max_output_bytes = 1 << 20;
+        cfg->stop_grace_ms = 5000;
+        cfg->api_threads = 16;
+        cfg->max_sandboxes = 1024;
+        cfg->log_level = LOG_INFO;
+}
+
+void config_free(struct pboxd_config *cfg)
+{
+        free(cfg->listen);
+        free(cfg->state_dir);
+        free(cfg->runtime_dir);
+        free(cfg->init_path);
+        free(cfg->seccomp_policy);
+        free(cfg->cgroup_name);
+        free(cfg->api_user);
+        memset(cfg, 0, sizeof *cfg);
+}
+
+/* Sizes take an optional K/M/G suffix (powers of 1024). */
+static int parse_u64(const char *key, const char *value, uint64_t max, bool size, uint64_t *ret,
+                     struct pbox_error *err)
+{
+        if (!*value || !isdigit((unsigned char) value[0]))
+                return pbox_error_set(err, EINVAL, "%s: '%s' is not a number", key, value);
+        errno = 0;
+        char *end = NULL;
+        unsigned long long v = strtoull(value, &end, 10);
+        if (errno)
+                return pbox_error_set(err, EINVAL, "%s: '%s' is out of range", key, value);
+        if (size && *end) {
+                unsigned long long mul = 0;
+                switch (*end) {
+                case 'K': case 'k': mul = 1ULL << 10; break;
+                case 'M': case 'm': mul = 1ULL << 20; break;
+                case 'G': case 'g': mul = 1ULL << 30; break;
+                }
+                if (!mul || end[1])
+                        return pbox_error_set(err, EINVAL, "%s: bad size suffix in '%s' (K, M or G)", key, value);
+                if (v > UINT64_MAX / mul)
+                        return pbox_error_set(err, EINVAL, "%s: '%s' is out of range", key, value);
+                v *= mul;
+                end++;
+        }
+        if (*end)
+                return pbox_error_set(err, EINVAL, "%s: '%s' is not a number", key, value);
+        if (v > max)
+                return pbox_error_set(err, EINVAL, "%s: %s is larger than %llu", key, value,
+                                      (unsigned long long) max);
+        *ret = v;
+        return 0;
+}
+
+static int set_path(char **field, const char *key, const char *value, struct pbox_error *err)
+{
+        if (value[0] != '/')
+                return pbox_error_set(err, EINVAL, "%s: '%s' must be an absolute path", key, value);
+        if (strpbrk(value, ",:\\\n") || strstr(value, "/../") || strlen(value) > 1024)
+                return pbox_error_set(err, EINVAL, "%s: '%s' contains characters pboxd cannot use in paths (, : \\ ..)",
+                                      key, value);
+        free(*field);
+        *field = util_xstrdup(value);
+        return 0;
+}
+
+int config_set(struct pboxd_config *cfg, const char *key, const char *value, struct pbox_error *err)
+{
+        uint64_t v;
+        int r;
+#define U32(name) \
+        if (!strcmp(key, #name)) { \
+                if ((r = parse_u64(key, value, UINT32_MAX, false, &v, err)) < 0) \
+                        return r; \
+                cfg->name = (uint32_t) v; \
+                return 0; \
+        }
+#define SIZE(name) \
+        if (!strcmp(key, #name)) { \
+                if ((r = parse_u64(key, value, UINT64_MAX, true, &v, err)) < 0) \
+                        return r; \
+                cfg->name = v; \
+                return 0; \
+        }
+        U32(uid_base)
+        U32(gid_base)
+        U32(uid_count)
+        U32(stop_grace_ms)
+        U32(api_threads)
+        U32(max_sandboxes)
+        SIZE(max_json_body)
+        SIZE(max_image_bytes)
+        SIZE(max_output_bytes)
+#undef U32
+#undef SIZE
+        if (!strcmp(key, "state_dir"))
+                return set_path(&cfg->state_dir, key, value, err);
+        if (!strcmp(key, "runtime_dir"))
+                return set_path(&cfg->runtime_dir, key, value, err);
+        if (!strcmp(key, "init_path"))
+                return set_path(&cfg->init_path, key, value, err);
+        if (!strcmp(key, "seccomp_policy"))
+                return set_path(&cfg->seccomp_policy, key, value, err);
+        if (!strcmp(key, "listen")) {
+                const char *colon = strrchr(value, ':');
+                if (!colon || colon == value || !colon[1] || strlen(value) > 255)
+                        return pbox_error_set(err, EINVAL, "listen: '%s' is not ADDR:PORT", value);
+                if ((r = parse_u64(key, colon + 1, 65535, false, &v, err)) < 0)
+                        return r;
+                free(cfg->listen);
+                cfg->listen = util_xstrdup(value);
+                return 0;
+        }
+        if (!strcmp(key, "cgroup_name") || !strcmp(key, "api_user")) {
+                if (!*value || strlen(value) > 64)
+                        return pbox_error_set(err, EINVAL, "%s: '%s' must be 1 to 64 characters", key, value);
+                for (const char *p = value; *p; p++)
+                        if (!isalnum((unsigned char) *p) && !strchr("_.-", *p))
+                                return pbox_error_set(err, EINVAL, "%s: '%s' may contain only letters, digits, '_', '.', '-'",
+                                                      key, value);
+                if (value[0] == '.')
+                        return pbox_error_set(err, EINVAL, "%s: '%s' must not start with '.'", key, value);
+                char **field = !strcmp(key, "cgroup_name") ? &cfg->cgroup_name : &cfg->api_user;
+                free(*field);
+                *field = util_xstrdup(value);
+                return 0;
+        }
+        if (!strcmp(key, "log_level")) {
+                static const char *const names[] = { "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug" };
+                for (int i = 0; i < 8; i++)
+                        if (!strcmp(value, names[i])) {
+                                cfg->log_level = i;
+                                return 0;
+                        }
+                return pbox_error_set(err, EINVAL, "log_level: '%s' is not one of err, warning, notice, info, debug", value);
+        }
+        return pbox_error_set(err, EINVAL, "unknown configuration key '%s'", key);
+}
+
+static char *trim(char *s)
+{
+        while (isspace((unsigned char) *s))
+                s++;
+        size_t n = strlen(s);
+        while (n > 0 && isspace((unsigned char) s[n - 1]))
+                s[--n] = '\0';
+        return s;
+}
+
+int config_parse_text(struct pboxd_config *cfg, const char *text, const char *origin, struct pbox_error *err)
+{
+        _cleanup_free_ char *copy = util_xstrdup(text);
+        int lineno = 0;
+        char *save = NULL;
+        for (char *line = copy; line; line = save) {
+                char *nl = strchr(line, '\n');
+                save = nl ? nl + 1 : NULL;
+                if (nl)
+                        *nl = '\0';
+                lineno++;
+                char *hash = strchr(line, '#');
+                if (hash)
+                        *hash = '\0';
+                char *l = trim(line);
+                if (!*l)
+                        continue;
+                char *eq = strchr(l, '=');
+                if (!eq)
+                        return pbox_error_set(err, EINVAL, "%s:%d: expected 'key = value'", origin, lineno);
+                *eq = '\0';
+                char *key = trim(l), *value = trim(eq + 1);
+                int r = config_set(cfg, key, value, err);
+                if (r < 0)
+                        return pbox_error_prefix(err, "%s:%d", origin, lineno);
+        }
+        return 0;
+}
+
+int config_load_file(struct pboxd_config *cfg, const char *path, struct pbox_error *err)
+{
+        _cleanup_free_ char *text = NULL;
+        int r = util_read_file_at(AT_FDCWD, path, 1 << 20, &text, NULL, err);
+        if (r < 0)
+                return r;
+        return config_parse_text(cfg, text, path, err);
+}
+
+int config_validate(const struct pboxd_config *cfg, struct pbox_error *err)
+{
+        if (cfg->uid_base == 0 || cfg->gid_base == 0)
+                return pbox_error_set(err, EINVAL, "uid_base and gid_base must not be 0 (sandbox root must not be host root)");
+        if (cfg->uid_count < 1 || (uint64_t) cfg->uid_base + cfg->uid_count > UINT32_MAX ||
+            (uint64_t) cfg->gid_base + cfg->uid_count > UINT32_MAX)
+                return pbox_error_set(err, EINVAL, "uid_count must be at least 1 and the range must fit in 32 bits");
+        if (cfg->max_output_bytes < 1024)
+                return pbox_error_set(err, EINVAL, "max_output_bytes must be at least 1024");
+        if (cfg->max_json_body < 1024)
+                return pbox_error_set(err, EINVAL, "max_json_body must be at least 1024");
+        if (cfg->api_threads < 1 || cfg->api_threads > 1024)
+                return pbox_error_set(err, EINVAL, "api_threads must be between 1 and 1024");
+        if (!strcmp(cfg->state_dir, cfg->runtime_dir))
+                return pbox_error_set(err, EINVAL, "state_dir and runtime_dir must differ");
+        return 0;
+}

@@ -1,0 +1,39 @@
+/* conf.h — pboxd's configuration: built-in defaults, then the config file
+ * (pbox.conf(5): "key = value" lines, '#' comments), then command-line flags. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+struct pboxd_config {
+        char *listen;                   /* ADDR:PORT */
+        char *state_dir;
+        char *runtime_dir;
+        char *init_path;                /* pbox-init binary */
+        char *seccomp_policy;           /* OCI seccomp JSON */
+        char *cgroup_name;              /* the daemon's cgroup subtree */
+        char *api_user;                 /* the api process runs as this user */
+        uint32_t uid_base;
+        uint32_t gid_base;
+        uint32_t uid_count;
+        uint64_t max_json_body;
+        uint64_t max_image_bytes;
+        uint64_t max_output_bytes;      /* per stream of one exec */
+        uint32_t stop_grace_ms;         /* default grace period of stop */
+        uint32_t api_threads;
+        uint32_t max_sandboxes;
+        int log_level;                  /* syslog priority, LOG_INFO by default */
+};
+
+void config_init_defaults(struct pboxd_config *cfg);
+void config_free(struct pboxd_config *cfg);
+/* Set one key from its text value (file or flag).  -EINVAL for unknown keys
+ * and bad values, with a message naming both. */
+int config_set(struct pboxd_config *cfg, const char *key, const char *value, struct pbox_error *err);
+/* Parse the text of a config file; origin names it in error messages. */
+int config_parse_text(struct pboxd_config *cfg, const char *text, const char *origin, struct pbox_error *err);
+int config_load_file(struct pboxd_config *cfg, const char *path, struct pbox_error *err);
+/* Cross-field checks after everything is set. */
+int config_validate(const struct pboxd_config *cfg, struct pbox_error *err);
