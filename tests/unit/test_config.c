@@ -1,1 +1,96 @@
-int main(void) { return 0; }
+/* test_config.c — unit tests of pboxd's configuration parser (conf.c). */
+#include "config.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "conf.h"
+
+static void test_defaults(void **state)
+{
+        struct pboxd_config c;
+        struct pbox_error err = PBOX_ERROR_INIT;
+        config_init_defaults(&c);
+        assert_string_equal(c.listen, "127.0.0.1:7269");
+        assert_string_equal(c.state_dir, "/var/lib/pbox");
+        assert_string_equal(c.runtime_dir, "/run/pbox");
+        assert_int_equal(c.uid_base, 100000);
+        assert_int_equal(c.uid_count, 65536);
+        assert_int_equal(config_validate(&c, &err), 0);
+        config_free(&c);
+}
+
+static void test_parse(void **state)
+{
+        struct pboxd_config c;
+        struct pbox_error err = PBOX_ERROR_INIT;
+        config_init_defaults(&c);
+        const char *text = "# comment\n\n  listen = 0.0.0.0:8080  \nuid_base=200000 # trailing\n"
+                           "max_image_bytes = 512M\nmax_output_bytes=64K\ncgroup_name = pbox-test.1\n"
+                           "log_level = debug\n";
+        assert_int_equal(config_parse_text(&c, text, "t.conf", &err), 0);
+        assert_string_equal(c.listen, "0.0.0.0:8080");
+        assert_int_equal(c.uid_base, 200000);
+        assert_int_equal(c.max_image_bytes, 512ULL << 20);
+        assert_int_equal(c.max_output_bytes, 64 << 10);
+        assert_string_equal(c.cgroup_name, "pbox-test.1");
+        assert_int_equal(c.log_level, 7);
+        config_free(&c);
+}
+
+static void expect_error(const char *text, const char *needle)
+{
+        struct pboxd_config c;
+        struct pbox_error err = PBOX_ERROR_INIT;
+        config_init_defaults(&c);
+        assert_int_equal(config_parse_text(&c, text, "bad.conf", &err), -EINVAL);
+        if (!strstr(err.message, needle))
+                fail_msg("error '%s' does not mention '%s'", err.message, needle);
+        config_free(&c);
+}
+
+static void test_errors(void **state)
+{
+        expect_error("nonsense\n", "bad.conf:1");
+        expect_error("\nfoo = 1\n", "unknown configuration key 'foo'");
+        expect_error("uid_base = -1\n", "uid_base");
+        expect_error("uid_base = 99999999999\n", "uid_base");
+        expect_error("max_image_bytes = 5T\n", "suffix");
+        expect_error("state_dir = relative/path\n", "absolute");
+        expect_error("state_dir = /a,b\n", "characters");
+        expect_error("listen = 7269\n", "ADDR:PORT");
+        expect_error("listen = 127.0.0.1:99999\n", "listen");
+        expect_error("cgroup_name = ../escape\n", "cgroup_name");
+        expect_error("cgroup_name = a/b\n", "cgroup_name");
+        expect_error("log_level = loud\n", "log_level");
+}
+
+static void test_validate(void **state)
+{
+        struct pboxd_config c;
+        struct pbox_error err = PBOX_ERROR_INIT;
+        config_init_defaults(&c);
+        assert_int_equal(config_set(&c, "uid_base", "0", &err), 0);
+        assert_int_equal(config_validate(&c, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "host root"));
+        assert_int_equal(config_set(&c, "uid_base", "4294967000", &err), 0);
+        assert_int_equal(config_validate(&c, &err), -EINVAL);
+        config_free(&c);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_defaults),
+                cmocka_unit_test(test_parse),
+                cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_validate),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
