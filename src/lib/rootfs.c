@@ -269,6 +269,13 @@ int rootfs_setup_child(const char *rootfs, const char **ret_step)
         if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
                 return -errno;
 
+        /* The overlay was mounted by the parent, so in this (less privileged)
+         * mount namespace it is locked, and pivot_root refuses locked mounts:
+         * bind it onto itself to get a mount of our own. */
+        *ret_step = "bind the rootfs onto itself";
+        if (mount(rootfs, rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
+                return -errno;
+
         *ret_step = "open the rootfs";
         int root_fd = open(rootfs, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (root_fd < 0)

@@ -186,19 +186,18 @@ static pid_t clone_child(uint64_t ns_flags, int cgroup_fd, int *ret_pidfd, bool 
         args.pidfd = (uint64_t) (uintptr_t) &pidfd;
         args.exit_signal = SIGCHLD;
         args.cgroup = cgroup_fd >= 0 ? (uint64_t) cgroup_fd : 0;
+        /* Both the parent and the child learn whether the child started in its cgroup. */
         pid_t pid = (pid_t) sys_clone3(&args, sizeof args);
         if (pid >= 0 || (errno != ENOSYS && errno != E2BIG && errno != EINVAL)) {
-                if (pid > 0) {
+                *ret_in_cgroup = cgroup_fd >= 0;
+                if (pid > 0)
                         *ret_pidfd = pidfd;
-                        *ret_in_cgroup = cgroup_fd >= 0;
-                }
                 return pid;
         }
+        *ret_in_cgroup = false;
         pid = (pid_t) syscall(SYS_clone, (unsigned long) ns_flags | SIGCHLD, NULL, NULL, NULL, NULL);
-        if (pid > 0) {
+        if (pid > 0)
                 *ret_pidfd = sys_pidfd_open(pid, 0);
-                *ret_in_cgroup = false;
-        }
         return pid;
 }
 
