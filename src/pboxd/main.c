@@ -16,6 +16,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "api.h"
 #include "conf.h"
@@ -121,7 +122,14 @@ int main(int argc, char **argv)
         log_notice("pboxd %s ready on %s (state %s, runtime %s)", PACKAGE_VERSION, cfg.listen, cfg.state_dir,
                    cfg.runtime_dir);
         int r = core_run(&core);
+        /* Take the api process down with us, and wait for it (bounded), so
+         * that nothing of pboxd is left running when this process is gone. */
         kill(api_pid, SIGTERM);
+        int status;
+        for (int i = 0; i < 100 && waitpid(api_pid, &status, WNOHANG) == 0; i++)
+                usleep(50 * 1000);
+        if (kill(api_pid, SIGKILL) == 0)
+                waitpid(api_pid, &status, 0);
         core_free(&core);
         config_free(&cfg);
         return r < 0 ? 1 : 0;

@@ -148,6 +148,7 @@ static struct sandbox *sandbox_find(struct core *core, const char *id_or_name)
         return NULL;
 }
 
+/* Start time of a live process (a zombie counts as dead: -ESRCH). */
 static int read_starttime(pid_t pid, unsigned long long *ret)
 {
         char path[64];
@@ -158,6 +159,8 @@ static int read_starttime(pid_t pid, unsigned long long *ret)
         char *p = strrchr(text, ')');
         if (!p)
                 return -EBADMSG;
+        if (p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'))
+                return -ESRCH;
         /* after ")": field 3 (state) ... field 22 (starttime) */
         unsigned long long v = 0;
         int field = 2;
@@ -1015,10 +1018,10 @@ static int sandbox_load_record(struct core *core, const char *id, struct sandbox
         size_t len = 0;
         int r = util_read_file_at(core->sandboxes_fd, path, 1 << 20, &text, &len, err);
         if (r < 0)
-                return r;
+                return pbox_error_prefix(err, "sandbox record %s", id);
         _cleanup_json_ json_t *j = NULL;
         if ((r = json_parse_untrusted(text, len, true, &j, err)) < 0)
-                return r;
+                return pbox_error_prefix(err, "sandbox record %s", id);
         const char *rid = NULL, *name = NULL, *image = NULL, *image_id = NULL, *hostname = NULL, *state = NULL,
                    *workdir = NULL, *reason = NULL;
         int64_t created = 0, stopped = 0, pid = 0, starttime = 0;
