@@ -75,10 +75,43 @@ static int child_cloexec_from_3(void)
         return 0;
 }
 
+/* The daemon blocks and ignores signals for its own loop; a sandbox process
+ * starts with every disposition default and nothing blocked. */
+static int child_reset_signals(void)
+{
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        sigaction(sig, &sa, NULL);   /* EINVAL for the reserved ones is fine */
+        sigset_t none;
+        sigemptyset(&none);
+        if (sigprocmask(SIG_SETMASK, &none, NULL) < 0)
+                return -errno;
+        return 0;
+}
+
+/* Close every fd from 3 up but keep. */
+static int child_close_fds_except(int keep)
+{
+        if ((keep <= 3 || sys_close_range(3, (unsigned) keep - 1, 0) == 0) &&
+            sys_close_range((unsigned) keep + 1, ~0U, 0) == 0)
+                return 0;
+        if (errno != ENOSYS && errno != EINVAL)
+                return -errno;
+        for (int fd = 3; fd < 65536; fd++)
+                if (fd != keep)
+                        close(fd);
+        return 0;
+}
+
 /* Capabilities, no_new_privs, fds, seccomp: the last steps before execve. */
 static void child_security(const struct spawn_security *sec, int sync_fd, bool apply_caps)
 {
         int r;
+        if ((r = child_reset_signals()) < 0)
+                child_fail(sync_fd, "reset signal dispositions", r);
         if (apply_caps && (r = caps_plan_apply(sec->caps)) < 0)
                 child_fail(sync_fd, "drop capabilities", r);
         if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -159,9 +192,21 @@ static _Noreturn void exec_child(const struct spawn_exec_config *cfg, int sync_f
                 child_fail(sync_fd, "drop capabilities", r);
         if (setresuid(cfg->uid, cfg->uid, cfg->uid) < 0)
                 child_fail(sync_fd, "set the user id", errno);
+        /* CVE-2024-21626: before anything resolves a path of the caller's
+         * choosing, only stdio and the sync socket may be open, so that
+         * /proc/self/fd/N cannot name a directory of the daemon (the state
+         * dir, a cgroup) as the working directory or the command. */
+        child_stdio(cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd, sync_fd);
+        if ((r = child_close_fds_except(sync_fd)) < 0)
+                child_fail(sync_fd, "close inherited fds", r);
         if (chdir(cfg->cwd) < 0)
                 child_fail(sync_fd, "change to the working directory", errno);
-        child_stdio(cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd, sync_fd);
+        /* The working directory must be reachable from the sandbox's root:
+         * the kernel prefixes a cwd outside the root with "(unreachable)". */
+        char cwdbuf[4096];
+        long n = syscall(SYS_getcwd, cwdbuf, sizeof cwdbuf);
+        if (n <= 0 || cwdbuf[0] != '/')
+                child_fail(sync_fd, "change to the working directory", EACCES);
         child_security(&cfg->sec, sync_fd, false);
         int best = ENOENT;
         for (char *const *p = cfg->candidates; *p; p++) {
