@@ -62,7 +62,8 @@ static int send_response(int fd, int status, json_t *body)
         snprintf(meta, sizeof meta, "{\"status\":%d}", status);
         _cleanup_free_ char *text = json_dump_compact(body);
         struct pbox_error err = PBOX_ERROR_INIT;
-        int r = privsep_send(fd, meta, text, strlen(text), -1, &err);
+        /* Never block on the api process: one datagram per channel fits its buffer. */
+        int r = privsep_send_flags(fd, MSG_DONTWAIT, meta, text, strlen(text), -1, &err);
         if (r < 0)
                 log_debug("response not delivered: %s", err.message);
         return r;
@@ -199,9 +200,15 @@ static void op_image_load(struct core *core, struct request *req, json_t *args, 
                 return request_fail(req, &err);
 
         _cleanup_close_ int fd = -1;
-        if (msg->body_fd >= 0)
-                fd = TAKE_FD(msg->body_fd);
-        else {
+        if (msg->body_fd >= 0) {
+                /* Our own open file description: the api's copy shares the
+                 * offset of the one it sent (the seals already fix the content). */
+                char path[64];
+                snprintf(path, sizeof path, "/proc/self/fd/%d", msg->body_fd);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        return request_error(req, 500, "internal", "cannot reopen the upload: %s", strerror(errno));
+        } else {
                 fd = memfd_create("pbox-upload", MFD_CLOEXEC);
                 if (fd < 0 || util_write_all(fd, msg->body ? msg->body : "", msg->body_len) < 0 ||
                     lseek(fd, 0, SEEK_SET) < 0)
@@ -298,6 +305,8 @@ static int read_json_body(struct core *core, struct privsep_msg *msg, bool optio
                         return pbox_error_set(err, EFBIG, "request body larger than %llu bytes",
                                               (unsigned long long) core->cfg->max_json_body);
                 int r = util_read_all(msg->body_fd, core->cfg->max_json_body, &buf, &len);
+                /* (the content is sealed; the offset is shared with the api, so a
+                 * short read only hurts the request that caused it) */
                 if (r < 0)
                         return pbox_error_sys(err, -r, "read the request body");
                 text = buf;
@@ -395,9 +404,11 @@ static void request_event(struct core *core, struct watch *w, uint32_t events)
                 }
                 return;
         }
-        struct privsep_msg msg = { .body_fd = -1 };
+        struct privsep_msg msg = PRIVSEP_MSG_INIT;
         struct pbox_error err = PBOX_ERROR_INIT;
-        int r = privsep_recv(w->fd, &msg, &err);
+        /* Non-blocking: the api created both ends, and a hostile one could
+         * take the message away between our wake-up and this read. */
+        int r = privsep_recv_flags(w->fd, MSG_DONTWAIT, &msg, &err);
         if (r == -EAGAIN)
                 return;
         if (r < 0) {

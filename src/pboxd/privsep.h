@@ -26,6 +26,7 @@
  * validated by the handler, sizes are checked against fstat of the fd. */
 #pragma once
 
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,14 @@ struct privsep_msg {
         int body_fd;            /* -1 if none; positioned at offset 0 */
 };
 
+/* Initialise every struct privsep_msg with this (body_fd must start at -1). */
+#define PRIVSEP_MSG_INIT { NULL, 0, NULL, 0, -1 }
+
+/* Seals a body fd must carry: its size and contents cannot change after the
+ * receiver checked them.  privsep_recv rejects fds without them; privsep_send
+ * copies an fd without them into a sealed memfd. */
+#define PRIVSEP_REQUIRED_SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
 void privsep_msg_clear(struct privsep_msg *msg);   /* frees and closes, leaves it reusable */
 
 /* Send one message.  Bodies larger than fit inline go through a memfd that
@@ -70,9 +79,20 @@ int privsep_send(int sock, const char *meta, const void *body, size_t body_len, 
  * -EBADMSG on a malformed message.  Received fds are O_CLOEXEC. */
 int privsep_recv(int sock, struct privsep_msg *ret, struct pbox_error *err);
 
+/* The same with extra send/recvmsg flags (MSG_DONTWAIT).  The core must use
+ * MSG_DONTWAIT on request channels rather than rely on O_NONBLOCK: the api
+ * created both ends, so a hostile api can share the file description and
+ * clear O_NONBLOCK behind the core's back.  The body fd of a received message
+ * shares its file offset with the sender's copy: read it with pread. */
+int privsep_send_flags(int sock, int flags, const char *meta, const void *body, size_t body_len,
+                       int body_fd, struct pbox_error *err);
+int privsep_recv_flags(int sock, int flags, struct privsep_msg *ret, struct pbox_error *err);
+
 /* Control channel: pass / receive the core's end of a new request channel. */
 int privsep_send_channel(int control_sock, int channel_fd, struct pbox_error *err);
 int privsep_recv_channel(int control_sock, int *ret_fd, struct pbox_error *err);
+/* The received channel is checked to be an AF_UNIX SOCK_SEQPACKET socket. */
+int privsep_recv_channel_flags(int control_sock, int flags, int *ret_fd, struct pbox_error *err);
 
 /* The operations the api process may ask for. */
 #define PRIVSEP_OPS(X) \

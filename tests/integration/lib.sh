@@ -499,11 +499,15 @@ _EXEC_TIMEOUTS=0
 pbox_exec() {
         _e_id=$1
         shift
+        _e_start=$(date +%s)
         pbox_cli exec "$_e_id" -- "$@" >"$TEST_TMP/.exec.out" 2>"$TEST_TMP/.exec.err"
         EXEC_RC=$?
         EXEC_OUT=$(cat "$TEST_TMP/.exec.out")
         EXEC_ERR=$(cat "$TEST_TMP/.exec.err")
-        if [ "$EXEC_RC" -eq 124 ] || [ "$EXEC_RC" -eq 137 ]; then
+        # 124/137 are also what a command killed inside the sandbox returns:
+        # only a run as long as the CLI timeout is a timeout.
+        if { [ "$EXEC_RC" -eq 124 ] || [ "$EXEC_RC" -eq 137 ]; } &&
+           [ $(($(date +%s) - _e_start)) -ge "$PBOX_CLI_TIMEOUT" ]; then
                 _EXEC_TIMEOUTS=$((_EXEC_TIMEOUTS + 1))
                 printf '# pbox exec %s -- %s: no answer within %s s\n' "$_e_id" "$*" "$PBOX_CLI_TIMEOUT"
                 [ "$_EXEC_TIMEOUTS" -lt "$PBOX_EXEC_MAX_TIMEOUTS" ] ||
