@@ -13,11 +13,25 @@
  * A load stages everything and commits with renames under an exclusive flock
  * of STATE_DIR/images/.lock, so a failed or interrupted load leaves no
  * image record and no layer directory behind, and two loads of images that
- * share a layer may run concurrently in separate processes. */
+ * share a layer may run concurrently in separate processes.
+ *
+ * images/<id>.json holds exactly the public record; "created" is the time the
+ * image was first loaded into this store (image configs of reproducible
+ * builds carry meaningless dates).  Loading an image under a name another
+ * image has moves the name; the other image keeps its record (by id).
+ * Layer unpacking policy (absolute names, links, devices, setuid, xattrs,
+ * whiteouts, limits): see layer_store.h.
+ *
+ * Error codes of image_store_load: EINVAL/ERANGE/ELOOP/ENOTDIR/ENAMETOOLONG/
+ * E2BIG = the archive is bad or breaks a limit (client error, the message
+ * names the entry or blob); EFBIG = max_archive_bytes / max_layer_bytes
+ * exceeded; EAGAIN = layers kept vanishing under concurrent removals;
+ * anything else (EIO, ENOSPC, ...) = a server-side failure. */
 #pragma once
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -30,6 +44,7 @@ struct image_store_options {
         uint32_t id_count;      /* size of the mapped range; entries owned by ids >= id_count are rejected */
         uint64_t max_archive_bytes;     /* 0 = no limit beyond the disk */
         uint64_t max_layer_bytes;       /* uncompressed, per layer; 0 = no limit */
+        uint64_t max_layer_entries;     /* tar entries per layer; 0 = 1,000,000 */
 };
 
 int image_store_open(const char *state_dir, const struct image_store_options *opts,

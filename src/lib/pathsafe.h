@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -28,5 +29,10 @@ enum whiteout_kind pathsafe_whiteout(const char *clean_path, char **ret_target);
 /* Open `path` (relative, cleaned or not) beneath root_fd, never leaving root:
  * symlinks (absolute or relative) and ".." resolve as if root_fd were "/".
  * flags as for openat (O_CLOEXEC is always added).  If no_symlinks, any
- * symlink in the path is an error (-ELOOP).  Returns an fd or -errno. */
+ * symlink in the path is an error (-ELOOP), except a final one opened with
+ * O_PATH|O_NOFOLLOW (the link itself, as openat2 does).  Returns an fd or -errno. */
 int pathsafe_open_beneath(int root_fd, const char *path, int flags, mode_t mode, bool no_symlinks);
+
+/* The component walk pathsafe_open_beneath falls back to when the kernel has
+ * no openat2; exported so the tests exercise it on every kernel. */
+int pathsafe_open_beneath_walk(int root_fd, const char *path, int flags, mode_t mode, bool no_symlinks);
