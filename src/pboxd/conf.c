@@ -26,6 +26,7 @@ void config_init_defaults(struct pboxd_config *cfg)
         cfg->uid_count = 65536;
         cfg->max_json_body = 1 << 20;
         cfg->max_image_bytes = (uint64_t) 2 << 30;
+        cfg->max_layer_bytes = (uint64_t) 8 << 30;
         cfg->max_output_bytes = 1 << 20;
         cfg->stop_grace_ms = 5000;
         cfg->api_threads = 16;
@@ -117,6 +118,7 @@ int config_set(struct pboxd_config *cfg, const char *key, const char *value, str
         U32(max_sandboxes)
         SIZE(max_json_body)
         SIZE(max_image_bytes)
+        SIZE(max_layer_bytes)
         SIZE(max_output_bytes)
 #undef U32
 #undef SIZE

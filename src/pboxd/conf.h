@@ -20,6 +20,7 @@ struct pboxd_config {
         uint32_t uid_count;
         uint64_t max_json_body;
         uint64_t max_image_bytes;
+        uint64_t max_layer_bytes;       /* uncompressed, per layer */
         uint64_t max_output_bytes;      /* per stream of one exec */
         uint32_t stop_grace_ms;         /* default grace period of stop */
         uint32_t api_threads;

@@ -575,7 +575,7 @@ int core_init(struct core *core, struct pboxd_config *cfg, int control_fd, pid_t
 
         struct image_store_options iopts = {
                 .uid_base = cfg->uid_base, .gid_base = cfg->gid_base, .id_count = cfg->uid_count,
-                .max_archive_bytes = cfg->max_image_bytes, .max_layer_bytes = 0,
+                .max_archive_bytes = cfg->max_image_bytes, .max_layer_bytes = cfg->max_layer_bytes,
         };
         if ((r = image_store_open(cfg->state_dir, &iopts, &core->images, err)) < 0)
                 return pbox_error_prefix(err, "open the image store");
