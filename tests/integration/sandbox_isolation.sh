@@ -210,7 +210,7 @@ check_eq "device nodes are the right char devices" \
         "$EXEC_OUT"
 sb 'echo hello > /dev/null'
 check_eq "writing /dev/null works" 0 "$EXEC_RC"
-sb 'head -c 32 /dev/zero | od -An -tx1 | tr -d " \n"'
+sb 'head -c 32 /dev/zero | od -v -An -tx1 | tr -d " \n"'
 check_eq "/dev/zero reads zeros" 0000000000000000000000000000000000000000000000000000000000000000 "$EXEC_OUT"
 sb 'head -c 32 /dev/urandom | wc -c'
 check_eq "/dev/urandom reads" 32 "$(norm "$EXEC_OUT")"
