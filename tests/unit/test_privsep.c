@@ -411,8 +411,8 @@ static void test_oversized_datagram(void **state)
         int sz = 4 * PRIVSEP_MAX_INLINE;
         assert_int_equal(setsockopt(p->a, SOL_SOCKET, SO_SNDBUF, &sz, sizeof sz), 0);
         size_t body_len = PRIVSEP_MAX_INLINE;  /* hdr + meta + body > limit */
-        char *body = util_xmalloc(body_len);
-        memset(body, 'b', body_len);
+        char *body = util_xmalloc(body_len + 256);     /* the second send goes past body_len */
+        memset(body, 'b', body_len + 256);
         struct privsep_hdr h = mkhdr(2, body_len, 0);
         raw_send(p->a, &h, HDR, "{}", 2, body, body_len, NULL, 0);
         expect_badmsg(p->b);   /* MSG_TRUNC */
