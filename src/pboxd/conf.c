@@ -80,11 +80,15 @@ static int parse_u64(const char *key, const char *value, uint64_t max, bool size
         return 0;
 }
 
-static int set_path(char **field, const char *key, const char *value, struct pbox_error *err)
+/* Directories end up in overlay mount options, where ',' ':' and '\\' are
+ * separators (strict); files are only opened (not strict). */
+static int set_path(char **field, const char *key, const char *value, bool strict, struct pbox_error *err)
 {
         if (value[0] != '/')
                 return pbox_error_set(err, EINVAL, "%s: '%s' must be an absolute path", key, value);
-        if (strpbrk(value, ",:\\\n") || strstr(value, "/../") || strlen(value) > 1024)
+        if (strlen(value) > 1024 || strchr(value, '\n'))
+                return pbox_error_set(err, EINVAL, "%s: '%s' is not a usable path", key, value);
+        if (strict && (strpbrk(value, ",:\\") || strstr(value, "/../")))
                 return pbox_error_set(err, EINVAL, "%s: '%s' contains characters pboxd cannot use in paths (, : \\ ..)",
                                       key, value);
         free(*field);
@@ -123,13 +127,13 @@ int config_set(struct pboxd_config *cfg, const char *key, const char *value, str
 #undef U32
 #undef SIZE
         if (!strcmp(key, "state_dir"))
-                return set_path(&cfg->state_dir, key, value, err);
+                return set_path(&cfg->state_dir, key, value, true, err);
         if (!strcmp(key, "runtime_dir"))
-                return set_path(&cfg->runtime_dir, key, value, err);
+                return set_path(&cfg->runtime_dir, key, value, true, err);
         if (!strcmp(key, "init_path"))
-                return set_path(&cfg->init_path, key, value, err);
+                return set_path(&cfg->init_path, key, value, false, err);
         if (!strcmp(key, "seccomp_policy"))
-                return set_path(&cfg->seccomp_policy, key, value, err);
+                return set_path(&cfg->seccomp_policy, key, value, false, err);
         if (!strcmp(key, "listen")) {
                 const char *colon = strrchr(value, ':');
                 if (!colon || colon == value || !colon[1] || strlen(value) > 255)
