@@ -159,15 +159,16 @@ static bool valid_ref(const char *s)
 
 /* ---- image operations --------------------------------------------------- */
 
-struct image_worker {
+struct worker {
         struct watch watch;             /* pidfd of the worker */
         struct request *req;
         pid_t pid;
+        char what[32];
 };
 
-static void image_worker_exited(struct core *core, struct watch *w, uint32_t events)
+static void worker_exited(struct core *core, struct watch *w, uint32_t events)
 {
-        struct image_worker *iw = w->data;
+        struct worker *wk = w->data;
         siginfo_t si;
         memset(&si, 0, sizeof si);
         if (waitid(P_PIDFD, (id_t) w->fd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
@@ -177,16 +178,70 @@ static void image_worker_exited(struct core *core, struct watch *w, uint32_t eve
         core->n_workers--;
         /* The worker answered on the channel itself; only a crash is ours to report. */
         if (si.si_code != CLD_EXITED || si.si_status != 0) {
-                log_error("image load worker %d failed (code %d status %d)", (int) iw->pid, si.si_code, si.si_status);
-                if (!iw->req->answered)
-                        request_error(iw->req, 500, "internal", "the image load failed unexpectedly");
-                else
-                        request_release(iw->req);
+                log_error("%s worker %d failed (code %d status %d)", wk->what, (int) wk->pid, si.si_code, si.si_status);
+                request_error(wk->req, 500, "internal", "the %s failed unexpectedly", wk->what);
         } else {
-                iw->req->answered = true;
-                request_release(iw->req);
+                wk->req->answered = true;
+                request_release(wk->req);
         }
-        free(iw);
+        free(wk);
+}
+
+int core_run_worker(struct core *core, struct request *req, const char *what,
+                    int (*fn)(struct core *core, void *arg, json_t **ret_body, struct pbox_error *err),
+                    void *arg, int success_status)
+{
+        int pidfd = -1;
+        struct clone_args ca;
+        memset(&ca, 0, sizeof ca);
+        ca.flags = CLONE_PIDFD;
+        ca.pidfd = (uint64_t) (uintptr_t) &pidfd;
+        ca.exit_signal = SIGCHLD;
+        pid_t pid = (pid_t) sys_clone3(&ca, sizeof ca);
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                sigset_t none;
+                sigemptyset(&none);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                json_t *body = NULL;
+                struct pbox_error werr = PBOX_ERROR_INIT;
+                int r = fn(core, arg, &body, &werr), sent;
+                if (r < 0) {
+                        const char *slug;
+                        int status = status_from_errno(werr.code, &slug);
+                        json_t *eb = error_body(slug, werr.message);
+                        sent = send_response(req->watch.fd, status, eb);
+                        json_decref(eb);
+                } else {
+                        sent = send_response(req->watch.fd, success_status, body ? body : json_object());
+                        json_decref(body);
+                }
+                _exit(sent < 0 ? 1 : 0);
+        }
+        struct worker *wk = util_xcalloc(1, sizeof *wk);
+        wk->watch = (struct watch) { pidfd, worker_exited, wk };
+        wk->req = req;
+        wk->pid = pid;
+        snprintf(wk->what, sizeof wk->what, "%s", what);
+        req->deferred = true;
+        core->n_workers++;
+        if (core_watch_add(core, &wk->watch, EPOLLIN) < 0) {
+                log_error("cannot watch a worker: %m");
+                abort();
+        }
+        return 0;
+}
+
+struct image_load_args {
+        int fd;
+        const char *name;
+};
+
+static int image_load_worker(struct core *core, void *arg, json_t **ret_body, struct pbox_error *err)
+{
+        struct image_load_args *a = arg;
+        return image_store_load(core->images, a->fd, a->name, ret_body, err);
 }
 
 static void op_image_load(struct core *core, struct request *req, json_t *args, struct privsep_msg *msg)
@@ -217,49 +272,12 @@ static void op_image_load(struct core *core, struct request *req, json_t *args, 
         if (msg->body_len == 0)
                 return request_error(req, 400, "bad_request", "the request body must be an image archive");
 
-        /* Unpacking is long and uses libraries freely: do it in a forked
-         * worker (the core is single-threaded, so fork is safe), which answers
-         * on the channel itself.  The core stays responsive meanwhile. */
-        int pidfd = -1;
-        struct clone_args ca;
-        memset(&ca, 0, sizeof ca);
-        ca.flags = CLONE_PIDFD;
-        ca.pidfd = (uint64_t) (uintptr_t) &pidfd;
-        ca.exit_signal = SIGCHLD;
-        pid_t pid = (pid_t) sys_clone3(&ca, sizeof ca);
-        if (pid < 0)
+        /* Unpacking is long and uses libraries freely: a forked worker does it
+         * and answers on the channel itself; the core stays responsive. */
+        struct image_load_args a = { fd, norm };
+        if (core_run_worker(core, req, "image load", image_load_worker, &a, 201) < 0)
                 return request_error(req, 503, "unavailable", "cannot start an image load: %s", strerror(errno));
-        if (pid == 0) {
-                sigset_t none;
-                sigemptyset(&none);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                json_t *img = NULL;
-                struct pbox_error lerr = PBOX_ERROR_INIT;
-                int r = image_store_load(core->images, fd, norm, &img, &lerr);
-                int sent;
-                if (r < 0) {
-                        const char *slug;
-                        int status = status_from_errno(lerr.code, &slug);
-                        json_t *body = error_body(slug, lerr.message);
-                        sent = send_response(req->watch.fd, status, body);
-                        json_decref(body);
-                } else {
-                        sent = send_response(req->watch.fd, 201, img);
-                        json_decref(img);
-                }
-                _exit(sent < 0 ? 1 : 0);
-        }
-        struct image_worker *iw = util_xcalloc(1, sizeof *iw);
-        iw->watch = (struct watch) { pidfd, image_worker_exited, iw };
-        iw->req = req;
-        iw->pid = pid;
-        req->deferred = true;
-        core->n_workers++;
-        if (core_watch_add(core, &iw->watch, EPOLLIN) < 0) {
-                log_error("cannot watch image worker: %m");
-                abort();
-        }
-        log_info("image load started (worker %d, %llu bytes)", (int) pid, (unsigned long long) msg->body_len);
+        log_info("image load started (%llu bytes)", (unsigned long long) msg->body_len);
 }
 
 static void op_image_list(struct core *core, struct request *req)

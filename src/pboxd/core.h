@@ -81,6 +81,15 @@ void core_watch_del(struct core *core, struct watch *w);
 void request_respond(struct request *req, int status, json_t *body);
 void request_error(struct request *req, int status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+/* Run fn(core, arg) in a forked worker (the core is single-threaded, so
+ * the child may use any library) which answers the request itself with
+ * success_status and the body fn returns, or with the error it set.  The
+ * request is deferred until the worker exits.  Returns -errno if no worker
+ * could be started (the request is then still the caller's to answer). */
+int core_run_worker(struct core *core, struct request *req, const char *what,
+                    int (*fn)(struct core *core, void *arg, json_t **ret_body, struct pbox_error *err),
+                    void *arg, int success_status);
+
 /* Map a library error to an HTTP status and answer with it. */
 void request_fail(struct request *req, const struct pbox_error *err);
 
