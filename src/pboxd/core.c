@@ -69,6 +69,18 @@ static int send_response(int fd, int status, json_t *body)
         return r;
 }
 
+int core_send_raw(struct request *req, int status, const char *content_type, const void *data, size_t len,
+                  int body_fd)
+{
+        _cleanup_json_ json_t *meta = json_pack("{s:i,s:s}", "status", status, "content_type", content_type);
+        _cleanup_free_ char *text = json_dump_compact(meta);
+        struct pbox_error err = PBOX_ERROR_INIT;
+        int r = privsep_send_flags(req->watch.fd, MSG_DONTWAIT, text, data, len, body_fd, &err);
+        if (r < 0)
+                log_debug("raw response not delivered: %s", err.message);
+        return r;
+}
+
 static void request_release(struct request *req)
 {
         struct core *core = req->core;
@@ -206,8 +218,10 @@ int core_run_worker(struct core *core, struct request *req, const char *what,
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 json_t *body = NULL;
                 struct pbox_error werr = PBOX_ERROR_INIT;
-                int r = fn(core, arg, &body, &werr), sent;
-                if (r < 0) {
+                int r = fn(core, arg, &body, &werr), sent = 0;
+                if (r == 1)
+                        ;       /* fn answered itself (core_send_raw) */
+                else if (r < 0) {
                         const char *slug;
                         int status = status_from_errno(werr.code, &slug);
                         json_t *eb = error_body(slug, werr.message);

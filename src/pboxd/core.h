@@ -81,9 +81,17 @@ void core_watch_del(struct core *core, struct watch *w);
 void request_respond(struct request *req, int status, json_t *body);
 void request_error(struct request *req, int status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
+/* Send a non-JSON answer (file contents, a tar) on the request's channel:
+ * data/len inline, or body_fd (a sealed memfd is made when needed).  Does
+ * not release the request; for workers, and for the core before
+ * request_release via request_respond-like paths. */
+int core_send_raw(struct request *req, int status, const char *content_type, const void *data, size_t len,
+                  int body_fd);
+
 /* Run fn(core, arg) in a forked worker (the core is single-threaded, so
  * the child may use any library) which answers the request itself with
- * success_status and the body fn returns, or with the error it set.  The
+ * success_status and the body fn returns, or with the error it set (fn may
+ * also answer itself with core_send_raw and return 1).  The
  * request is deferred until the worker exits.  Returns -errno if no worker
  * could be started (the request is then still the caller's to answer). */
 int core_run_worker(struct core *core, struct request *req, const char *what,

@@ -621,6 +621,19 @@ void sandbox_op_get(struct core *core, struct request *req, const char *id)
         request_respond(req, 200, sandbox_public(sb));
 }
 
+int sandbox_files_target(struct core *core, const char *id, struct files_target *ret)
+{
+        struct sandbox *sb = sandbox_find(core, id);
+        if (!sb || sb->state == SB_CREATING)
+                return -ENOENT;
+        ret->id = sb->id;
+        ret->rootfs = sb->rootfs;
+        ret->running = sb->state == SB_RUNNING || sb->state == SB_STOPPING;
+        ret->init_pid = ret->running ? sb->pid : 0;
+        ret->init_pidfd = ret->running ? sb->init_watch.fd : -1;
+        return 0;
+}
+
 bool sandbox_uses_image(struct core *core, const char *image_id)
 {
         for (struct sandbox *sb = core->sandboxes; sb; sb = sb->next)

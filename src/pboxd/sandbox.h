@@ -17,6 +17,17 @@ void sandbox_op_exec(struct core *core, struct request *req, const char *id, jso
 void sandbox_op_stop(struct core *core, struct request *req, const char *id, json_t *body);
 void sandbox_op_remove(struct core *core, struct request *req, const char *id, bool force);
 
+/* What the file operations need to know of a sandbox. */
+struct files_target {
+        const char *id;
+        const char *rootfs;     /* host path of its mounted root (running and stopped sandboxes) */
+        bool running;
+        pid_t init_pid;         /* running only */
+        int init_pidfd;         /* running only, -1 otherwise */
+};
+/* -ENOENT when id names no sandbox. */
+int sandbox_files_target(struct core *core, const char *id, struct files_target *ret);
+
 /* True if any sandbox (in any state) was created from image id. */
 bool sandbox_uses_image(struct core *core, const char *image_id);
 void sandbox_free_all(struct core *core);
