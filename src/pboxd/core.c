@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 
 #include "core.h"
+#include "files.h"
 #include "json.h"
 #include "log.h"
 #include "privsep.h"
@@ -397,7 +398,7 @@ static void dispatch(struct core *core, struct request *req, struct privsep_msg 
         _cleanup_json_ json_t *body_ref = body;
 
         if ((!strcmp(op, "sandbox.get") || !strcmp(op, "sandbox.exec") || !strcmp(op, "sandbox.stop") ||
-             !strcmp(op, "sandbox.remove")) && !id)
+             !strcmp(op, "sandbox.remove") || !strncmp(op, "files.", 6) || !strncmp(op, "archive.", 8)) && !id)
                 return request_error(req, 400, "bad_request", "missing sandbox id");
 
         if (!strcmp(op, "image.load"))
@@ -416,7 +417,12 @@ static void dispatch(struct core *core, struct request *req, struct privsep_msg 
                 sandbox_op_exec(core, req, id, body);
         else if (!strcmp(op, "sandbox.stop"))
                 sandbox_op_stop(core, req, id, body);
-        else if (!strcmp(op, "sandbox.remove")) {
+        else if (!strncmp(op, "files.", 6) || !strncmp(op, "archive.", 8)) {
+                struct files_target t;
+                if (sandbox_files_target(core, id, &t) < 0)
+                        return request_error(req, 404, "not_found", "no such sandbox: %s", id);
+                files_op(core, req, op, &t, args, msg);
+        } else if (!strcmp(op, "sandbox.remove")) {
                 const char *force = NULL;
                 json_get_string(args, "force", false, &force, NULL);
                 bool f = force && (!strcmp(force, "true") || !strcmp(force, "1") || !strcmp(force, "yes"));
