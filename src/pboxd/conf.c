@@ -27,7 +27,15 @@ void config_init_defaults(struct pboxd_config *cfg)
         cfg->max_json_body = 1 << 20;
         cfg->max_image_bytes = (uint64_t) 2 << 30;
         cfg->max_layer_bytes = (uint64_t) 8 << 30;
-        cfg->max_output_bytes = 1 << 20;
+        cfg->max_output_bytes = 16 << 20;
+        cfg->exec_output_bytes = 1 << 20;
+        cfg->exec_timeout_ms = 60 * 1000;
+        cfg->max_exec_timeout_ms = 3600 * 1000;
+        cfg->exec_grace_ms = 2000;
+        cfg->max_grace_ms = 60 * 1000;
+        cfg->max_ttl_s = 0;
+        cfg->max_idle_timeout_s = 0;
+        cfg->max_execs_kept = 32;
         cfg->stop_grace_ms = 5000;
         cfg->api_threads = 16;
         cfg->max_sandboxes = 1024;
@@ -120,10 +128,20 @@ int config_set(struct pboxd_config *cfg, const char *key, const char *value, str
         U32(stop_grace_ms)
         U32(api_threads)
         U32(max_sandboxes)
+        U32(exec_timeout_ms)
+        U32(max_exec_timeout_ms)
+        U32(exec_grace_ms)
+        U32(max_grace_ms)
+        U32(ttl_s)
+        U32(max_ttl_s)
+        U32(idle_timeout_s)
+        U32(max_idle_timeout_s)
+        U32(max_execs_kept)
         SIZE(max_json_body)
         SIZE(max_image_bytes)
         SIZE(max_layer_bytes)
         SIZE(max_output_bytes)
+        SIZE(exec_output_bytes)
 #undef U32
 #undef SIZE
         if (!strcmp(key, "state_dir"))
@@ -225,8 +243,13 @@ int config_validate(const struct pboxd_config *cfg, struct pbox_error *err)
         if (cfg->uid_count < 1 || (uint64_t) cfg->uid_base + cfg->uid_count > UINT32_MAX ||
             (uint64_t) cfg->gid_base + cfg->uid_count > UINT32_MAX)
                 return pbox_error_set(err, EINVAL, "uid_count must be at least 1 and the range must fit in 32 bits");
-        if (cfg->max_output_bytes < 1024)
-                return pbox_error_set(err, EINVAL, "max_output_bytes must be at least 1024");
+        if (cfg->max_output_bytes < 1024 || cfg->exec_output_bytes < 1024 || cfg->exec_output_bytes > cfg->max_output_bytes)
+                return pbox_error_set(err, EINVAL, "exec_output_bytes must be at least 1024 and at most max_output_bytes");
+        if (cfg->exec_timeout_ms > cfg->max_exec_timeout_ms || cfg->exec_grace_ms > cfg->max_grace_ms)
+                return pbox_error_set(err, EINVAL, "exec_timeout_ms and exec_grace_ms must not exceed their maximums");
+        if ((cfg->max_ttl_s && cfg->ttl_s > cfg->max_ttl_s) ||
+            (cfg->max_idle_timeout_s && cfg->idle_timeout_s > cfg->max_idle_timeout_s))
+                return pbox_error_set(err, EINVAL, "ttl_s and idle_timeout_s must not exceed their maximums");
         if (cfg->max_json_body < 1024)
                 return pbox_error_set(err, EINVAL, "max_json_body must be at least 1024");
         if (cfg->api_threads < 1 || cfg->api_threads > 1024)

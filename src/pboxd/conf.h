@@ -21,7 +21,17 @@ struct pboxd_config {
         uint64_t max_json_body;
         uint64_t max_image_bytes;
         uint64_t max_layer_bytes;       /* uncompressed, per layer */
-        uint64_t max_output_bytes;      /* per stream of one exec */
+        uint64_t max_output_bytes;      /* the most an exec may ask for, per stream */
+        uint64_t exec_output_bytes;     /* default per stream of one exec */
+        uint32_t exec_timeout_ms;       /* default wall-clock limit of an exec (0: none) */
+        uint32_t max_exec_timeout_ms;
+        uint32_t exec_grace_ms;         /* default grace after the stop signal */
+        uint32_t max_grace_ms;
+        uint32_t ttl_s;                 /* default sandbox lifetime (0: none) */
+        uint32_t max_ttl_s;             /* 0: no maximum */
+        uint32_t idle_timeout_s;        /* default idle timeout (0: none) */
+        uint32_t max_idle_timeout_s;    /* 0: no maximum */
+        uint32_t max_execs_kept;        /* finished execs kept per sandbox for GET */
         uint32_t stop_grace_ms;         /* default grace period of stop */
         uint32_t api_threads;
         uint32_t max_sandboxes;

@@ -70,6 +70,18 @@ static int send_response(int fd, int status, json_t *body)
         return r;
 }
 
+int core_stream_send(struct request *req, const char *meta, const void *data, size_t len)
+{
+        if (req->hangup)
+                return -EPIPE;
+        struct pbox_error err = PBOX_ERROR_INIT;
+        /* Never block: a client that does not keep up loses its stream. */
+        int r = privsep_send_flags(req->watch.fd, MSG_DONTWAIT, meta, data, len, -1, &err);
+        if (r < 0)
+                log_debug("stream message not delivered: %s", err.message);
+        return r;
+}
+
 int core_send_raw(struct request *req, int status, const char *content_type, const void *data, size_t len,
                   int body_fd)
 {
@@ -82,7 +94,7 @@ int core_send_raw(struct request *req, int status, const char *content_type, con
         return r;
 }
 
-static void request_release(struct request *req)
+void request_release(struct request *req)
 {
         struct core *core = req->core;
         for (struct request **p = &core->requests; *p; p = &(*p)->next)
@@ -392,12 +404,15 @@ static void dispatch(struct core *core, struct request *req, struct privsep_msg 
                 return request_error(req, 404, "not_found", "no such sandbox");
 
         json_t *body = NULL;
-        bool wants_json = !strcmp(op, "sandbox.create") || !strcmp(op, "sandbox.exec") || !strcmp(op, "sandbox.stop");
-        if (wants_json && read_json_body(core, msg, !strcmp(op, "sandbox.stop"), &body, &err) < 0)
+        bool optional_json = !strcmp(op, "sandbox.stop") || !strcmp(op, "exec.kill") || !strcmp(op, "sandbox.keepalive");
+        bool wants_json = optional_json || !strcmp(op, "sandbox.create") || !strcmp(op, "sandbox.exec") ||
+                          !strcmp(op, "run");
+        if (wants_json && read_json_body(core, msg, optional_json, &body, &err) < 0)
                 return request_fail(req, &err);
         _cleanup_json_ json_t *body_ref = body;
 
         if ((!strcmp(op, "sandbox.get") || !strcmp(op, "sandbox.exec") || !strcmp(op, "sandbox.stop") ||
+             !strncmp(op, "exec.", 5) || !strcmp(op, "sandbox.keepalive") ||
              !strcmp(op, "sandbox.remove") || !strncmp(op, "files.", 6) || !strncmp(op, "archive.", 8)) && !id)
                 return request_error(req, 400, "bad_request", "missing sandbox id");
 
@@ -417,7 +432,11 @@ static void dispatch(struct core *core, struct request *req, struct privsep_msg 
                 sandbox_op_exec(core, req, id, body);
         else if (!strcmp(op, "sandbox.stop"))
                 sandbox_op_stop(core, req, id, body);
-        else if (!strncmp(op, "files.", 6) || !strncmp(op, "archive.", 8)) {
+        else if (!strncmp(op, "exec.", 5)) {
+                const char *eid = NULL;
+                json_get_string(args, "eid", false, &eid, NULL);
+                sandbox_op_exec_other(core, req, op, id, eid, args, body, msg);
+        } else if (!strncmp(op, "files.", 6) || !strncmp(op, "archive.", 8)) {
                 struct files_target t;
                 if (sandbox_files_target(core, id, &t) < 0)
                         return request_error(req, 404, "not_found", "no such sandbox: %s", id);

@@ -79,6 +79,11 @@ void core_watch_del(struct core *core, struct watch *w);
 
 /* Answer a request (once) and release it.  body is consumed (decref'd). */
 void request_respond(struct request *req, int status, json_t *body);
+/* Release a request without answering (or after a stream has ended). */
+void request_release(struct request *req);
+/* Send one message of a stream (meta is the JSON text of the message's meta).
+ * Never blocks; fails when the client is gone or does not keep up. */
+int core_stream_send(struct request *req, const char *meta, const void *data, size_t len);
 void request_error(struct request *req, int status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 /* Send a non-JSON answer (file contents, a tar) on the request's channel:

@@ -27,6 +27,7 @@
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 
+#include "exec.h"
 #include "json.h"
 #include "log.h"
 #include "rootfs.h"
@@ -35,72 +36,9 @@
 #include "syscalls.h"
 #include "util.h"
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define MAX_ARGV 4096
 #define MAX_ENV 1024
-#define MAX_ARG_BYTES (1 << 20)
 
-enum sb_state { SB_CREATING, SB_RUNNING, SB_STOPPING, SB_STOPPED };
-static const char *const sb_state_names[] = { "creating", "running", "stopping", "stopped" };
-
-struct reqlist {
-        struct request **v;
-        size_t n;
-};
-
-struct outbuf {
-        char *data;
-        size_t len;
-        bool truncated;
-};
-
-struct exec;
-
-struct sandbox {
-        struct sandbox *next;
-        struct core *core;
-        char id[25];
-        char *name;
-        char *image_ref;
-        char *image_id;
-        char *hostname;
-        json_t *labels;
-        char **env;                     /* image env, then create env */
-        char *workdir;
-        enum sb_state state;
-        uint64_t created_ms, stopped_ms;
-        char *stop_reason;
-        pid_t pid;
-        unsigned long long starttime;
-        struct watch init_watch;        /* pidfd of init */
-        bool init_is_child;
-        int pidns_fd;
-        int ns_fds[6];
-        int cgroup_fd;                  /* <id> */
-        int work_cgroup_fd;             /* <id>/work */
-        char *rootfs;
-        struct watch stop_tick;         /* timerfd while stopping */
-        uint64_t stop_deadline_ms;
-        bool stop_killed;
-        struct reqlist stop_waiters;
-        struct reqlist remove_waiters;
-        struct exec *execs;
-};
-
-struct exec {
-        struct exec *next;
-        struct sandbox *sb;
-        struct request *req;
-        char cg_rel[96];
-        int cg_fd;
-        pid_t pid;
-        struct watch proc;              /* pidfd */
-        struct watch out_w, err_w, in_w;
-        struct outbuf out, err;
-        unsigned char *in_data;
-        size_t in_len, in_off;
-        uint64_t start_ms;
-};
+const char *const sb_state_names[] = { "creating", "running", "stopping", "stopped" };
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -137,7 +75,7 @@ static bool valid_hostname(const char *s)
         return true;
 }
 
-static struct sandbox *sandbox_find(struct core *core, const char *id_or_name)
+struct sandbox *sandbox_find(struct core *core, const char *id_or_name)
 {
         for (struct sandbox *sb = core->sandboxes; sb; sb = sb->next)
                 if (!strcmp(sb->id, id_or_name))
@@ -176,17 +114,8 @@ static int read_starttime(pid_t pid, unsigned long long *ret)
         return 0;
 }
 
-static char *env_get(char **env, const char *key)
-{
-        size_t kl = strlen(key);
-        for (char **e = env; e && *e; e++)
-                if (!strncmp(*e, key, kl) && (*e)[kl] == '=')
-                        return *e + kl + 1;
-        return NULL;
-}
-
 /* Merge "K=V" lists; later entries replace earlier ones with the same key. */
-static char **env_merge(char **base, char **over)
+char **sandbox_env_merge(char **base, char **over)
 {
         size_t n = util_strv_len(base) + util_strv_len(over);
         char **out = util_xcalloc(n + 1, sizeof(char *));
@@ -254,6 +183,7 @@ static void sandbox_free(struct sandbox *sb)
 {
         if (!sb)
                 return;
+        exec_free_all(sb);
         free(sb->name);
         free(sb->image_ref);
         free(sb->image_id);
@@ -329,7 +259,6 @@ static int sandbox_destroy_host_state(struct core *core, const char *id)
 
 /* ---- init lifecycle ------------------------------------------------------ */
 
-static void sandbox_maybe_finish_removal(struct sandbox *sb);
 
 static void stop_tick_disarm(struct sandbox *sb)
 {
@@ -424,6 +353,7 @@ static void sandbox_begin_stop(struct sandbox *sb, uint32_t grace_ms, int sig)
                 return;
         sb->state = SB_STOPPING;
         sb->stop_killed = false;
+        exec_sandbox_stopping(sb);
         sb->stop_deadline_ms = util_now_ms() + grace_ms;
         sandbox_save(sb);
         if (grace_ms == 0) {
@@ -577,9 +507,9 @@ void sandbox_op_create(struct core *core, struct request *req, json_t *body)
         if (!sb->hostname)
                 abort();
         sb->labels = labels && json_is_object(labels) ? json_deep_copy(labels) : json_object();
-        char *defaults[] = { (char *) "PATH=" DEFAULT_PATH, (char *) "HOME=/root", NULL };
-        _cleanup_strv_ char **base = env_merge(defaults, info->env);
-        sb->env = env_merge(base, env);
+        char *defaults[] = { (char *) "PATH=" SANDBOX_DEFAULT_PATH, (char *) "HOME=/root", NULL };
+        _cleanup_strv_ char **base = sandbox_env_merge(defaults, info->env);
+        sb->env = sandbox_env_merge(base, env);
         sb->workdir = util_xstrdup(info->working_dir && info->working_dir[0] ? info->working_dir : "/");
         sb->created_ms = util_realtime_ms();
         sb->state = SB_CREATING;
@@ -642,326 +572,51 @@ bool sandbox_uses_image(struct core *core, const char *image_id)
         return false;
 }
 
-/* ---- exec --------------------------------------------------------------- */
-
-static void outbuf_append(struct outbuf *b, const char *data, size_t len, size_t max)
-{
-        if (b->len + len > max) {
-                b->truncated = true;
-                len = b->len < max ? max - b->len : 0;
-        }
-        if (!len)
-                return;
-        b->data = util_xrealloc(b->data, b->len + len + 1);
-        memcpy(b->data + b->len, data, len);
-        b->len += len;
-}
-
-static void exec_unwatch(struct exec *ex, struct watch *w)
-{
-        if (w->fd >= 0) {
-                core_watch_del(ex->sb->core, w);
-                close(w->fd);
-                w->fd = -1;
-        }
-}
-
-/* Read what a pipe holds; returns false at EOF or error. */
-static bool exec_pump(struct exec *ex, struct watch *w, struct outbuf *b)
-{
-        char buf[65536];
-        for (;;) {
-                ssize_t n = read(w->fd, buf, sizeof buf);
-                if (n > 0) {
-                        outbuf_append(b, buf, (size_t) n, ex->sb->core->cfg->max_output_bytes);
-                        continue;
-                }
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        return true;
-                return false;
-        }
-}
-
-static void exec_output_event(struct core *core, struct watch *w, uint32_t events)
-{
-        struct exec *ex = w->data;
-        struct outbuf *b = w == &ex->out_w ? &ex->out : &ex->err;
-        if (!exec_pump(ex, w, b))
-                exec_unwatch(ex, w);
-}
-
-static void exec_stdin_event(struct core *core, struct watch *w, uint32_t events)
-{
-        struct exec *ex = w->data;
-        while (ex->in_off < ex->in_len) {
-                ssize_t n = write(w->fd, ex->in_data + ex->in_off, ex->in_len - ex->in_off);
-                if (n > 0) {
-                        ex->in_off += (size_t) n;
-                        continue;
-                }
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
-                        return;
-                break;          /* EPIPE: the command stopped reading */
-        }
-        exec_unwatch(ex, w);
-}
-
-static void exec_add_stream(json_t *res, const char *name, struct outbuf *b)
-{
-        char key[32];
-        const char *data = b->data ? b->data : "";
-        if (util_utf8_valid(data, b->len)) {
-                json_object_set_new(res, name, json_stringn(data, b->len));
-                snprintf(key, sizeof key, "%s_encoding", name);
-                json_object_set_new(res, key, json_string("utf-8"));
-        } else {
-                _cleanup_free_ char *enc = util_base64_encode(data, b->len);
-                json_object_set_new(res, name, json_string(enc));
-                snprintf(key, sizeof key, "%s_encoding", name);
-                json_object_set_new(res, key, json_string("base64"));
-        }
-        snprintf(key, sizeof key, "%s_truncated", name);
-        json_object_set_new(res, key, json_boolean(b->truncated));
-}
-
-static void exec_free(struct exec *ex)
-{
-        exec_unwatch(ex, &ex->out_w);
-        exec_unwatch(ex, &ex->err_w);
-        exec_unwatch(ex, &ex->in_w);
-        exec_unwatch(ex, &ex->proc);
-        if (ex->cg_fd >= 0)
-                close(ex->cg_fd);
-        free(ex->out.data);
-        free(ex->err.data);
-        free(ex->in_data);
-        free(ex);
-}
-
-static void exec_finish(struct exec *ex, const siginfo_t *si)
-{
-        struct sandbox *sb = ex->sb;
-        struct core *core = sb->core;
-        if (ex->out_w.fd >= 0)
-                exec_pump(ex, &ex->out_w, &ex->out);
-        if (ex->err_w.fd >= 0)
-                exec_pump(ex, &ex->err_w, &ex->err);
-        json_t *res = json_object();
-        if (si->si_code == CLD_EXITED) {
-                json_object_set_new(res, "exit_code", json_integer(si->si_status));
-                json_object_set_new(res, "signal", json_null());
-        } else {
-                json_object_set_new(res, "exit_code", json_null());
-                json_object_set_new(res, "signal", json_integer(si->si_status));
-        }
-        exec_add_stream(res, "stdout", &ex->out);
-        exec_add_stream(res, "stderr", &ex->err);
-        json_object_set_new(res, "wall_ms", json_integer((json_int_t) (util_now_ms() - ex->start_ms)));
-        for (struct exec **p = &sb->execs; *p; p = &(*p)->next)
-                if (*p == ex) {
-                        *p = ex->next;
-                        break;
-                }
-        /* Processes the command left behind (daemons) keep its cgroup; it goes with the sandbox. */
-        unlinkat(core->cgroups->base_fd, ex->cg_rel, AT_REMOVEDIR);
-        request_respond(ex->req, 200, res);
-        exec_free(ex);
-        sandbox_maybe_finish_removal(sb);
-}
-
-static void exec_exited(struct core *core, struct watch *w, uint32_t events)
-{
-        struct exec *ex = w->data;
-        siginfo_t si;
-        memset(&si, 0, sizeof si);
-        if (waitid(P_PIDFD, (id_t) w->fd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
-                return;
-        exec_finish(ex, &si);
-}
-
-static char **exec_candidates(const char *arg0, char **env)
-{
-        if (strchr(arg0, '/')) {
-                char **v = util_xcalloc(2, sizeof(char *));
-                v[0] = util_xstrdup(arg0);
-                return v;
-        }
-        const char *path = env_get(env, "PATH");
-        if (!path)
-                path = DEFAULT_PATH;
-        _cleanup_free_ char *copy = util_xstrdup(path);
-        size_t n = 1;
-        for (const char *p = path; *p; p++)
-                n += *p == ':';
-        char **v = util_xcalloc(n + 1, sizeof(char *));
-        size_t k = 0;
-        char *save = NULL;
-        for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save))
-                if (dir[0] == '/')
-                        v[k++] = util_xasprintf("%s/%s", dir, arg0);
-        return v;
-}
-
-static void exec_respond_failure(struct request *req, const char *step, int errnum, uint64_t start_ms)
-{
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s: %s", step, strerror(errnum));
-        int code = (errnum == ENOENT || errnum == ENOTDIR) && !strcmp(step, "execute the command") ? 127 : 126;
-        json_t *res = json_pack("{s:i,s:n,s:s,s:s,s:s,s:s,s:b,s:b,s:I,s:s}", "exit_code", code, "signal",
-                                "stdout", "", "stdout_encoding", "utf-8", "stderr", "", "stderr_encoding", "utf-8",
-                                "stdout_truncated", 0, "stderr_truncated", 0, "wall_ms",
-                                (json_int_t) (util_now_ms() - start_ms), "error", msg);
-        request_respond(req, 200, res);
-}
+/* ---- exec requests ------------------------------------------------------ */
 
 void sandbox_op_exec(struct core *core, struct request *req, const char *id, json_t *body)
 {
-        static const char *const keys[] = { "argv", "env", "cwd", "stdin", "stdin_encoding", NULL };
-        struct pbox_error err = PBOX_ERROR_INIT;
         struct sandbox *sb = sandbox_find(core, id);
         if (!sb)
                 return request_error(req, 404, "not_found", "no such sandbox: %s", id);
-        _cleanup_strv_ char **argv = NULL, **env = NULL;
-        const char *cwd = NULL, *in = NULL, *in_enc = NULL;
-        if (json_check_keys(body, keys, &err) < 0 || json_get_strv(body, "argv", true, MAX_ARGV, &argv, &err) < 0 ||
-            json_get_env_object(body, "env", MAX_ENV, &env, &err) < 0 ||
-            json_get_string(body, "cwd", false, &cwd, &err) < 0 || json_get_string(body, "stdin", false, &in, &err) < 0 ||
-            json_get_string(body, "stdin_encoding", false, &in_enc, &err) < 0)
-                return request_fail(req, &err);
-        if (!argv[0] || !argv[0][0])
-                return request_error(req, 400, "bad_request", "argv must hold at least the command");
-        if (cwd && (cwd[0] != '/' || strlen(cwd) > 4096))
-                return request_error(req, 400, "bad_request", "cwd must be an absolute path inside the sandbox");
-        if (in_enc && strcmp(in_enc, "utf-8") && strcmp(in_enc, "base64"))
-                return request_error(req, 400, "bad_request", "stdin_encoding must be \"utf-8\" or \"base64\"");
-        if (sb->state != SB_RUNNING)
+        struct exec_params p;
+        bool wait = true;
+        if (!exec_parse_request(core, req, body, &p, &wait))
+                return;
+        if (sb->state != SB_RUNNING) {
+                exec_params_clear(&p);
                 return request_error(req, 409, "conflict", "sandbox %s is %s", sb->id, sb_state_names[sb->state]);
+        }
+        exec_start(core, sb, &p, req, wait, NULL, NULL);
+        exec_params_clear(&p);
+}
 
-        unsigned char *in_data = NULL;
-        size_t in_len = 0;
-        if (in && in_enc && !strcmp(in_enc, "base64")) {
-                if (util_base64_decode(in, strlen(in), &in_data, &in_len) < 0)
-                        return request_error(req, 400, "bad_request", "stdin is not valid base64");
-        } else if (in) {
-                in_len = strlen(in);
-                in_data = (unsigned char *) util_xstrdup(in);
-        }
-
-        uint64_t start = util_now_ms();
-        struct exec *ex = util_xcalloc(1, sizeof *ex);
-        ex->sb = sb;
-        ex->req = req;
-        ex->cg_fd = -1;
-        ex->out_w.fd = ex->err_w.fd = ex->in_w.fd = ex->proc.fd = -1;
-        ex->in_data = in_data;
-        ex->in_len = in_len;
-        ex->start_ms = start;
-        char hex[17];
-        util_random_hex(hex, 8);
-        snprintf(ex->cg_rel, sizeof ex->cg_rel, "%s/work/exec-%s", sb->id, hex);
-
-        _cleanup_strv_ char **full_env = env_merge(sb->env, env);
-        _cleanup_strv_ char **candidates = exec_candidates(argv[0], full_env);
-        int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 };
-        int r;
-        if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || (in_data && pipe2(inp, O_CLOEXEC) < 0)) {
-                r = pbox_error_sys(&err, errno, "pipe");
-                goto fail;
-        }
-        if ((r = cgroup_create(core->cgroups, ex->cg_rel, &ex->cg_fd, &err)) < 0)
-                goto fail;
-        struct spawn_exec_config ec = {
-                .target_pidfd = sb->init_watch.fd, .own_pidns_fd = core->own_pidns_fd,
-                .target_pidns_fd = sb->pidns_fd, .cgroup_fd = ex->cg_fd, .candidates = candidates,
-                .argv = argv, .envp = full_env, .cwd = cwd ? cwd : sb->workdir, .uid = 0, .gid = 0,
-                .stdin_fd = in_data ? inp[0] : core->null_fd, .stdout_fd = out[1], .stderr_fd = errp[1],
-                .sec = { &core->caps, core->seccomp },
-        };
-        memcpy(ec.ns_fds, sb->ns_fds, sizeof ec.ns_fds);
-        struct spawn_result res;
-        memset(&res, 0, sizeof res);
-        r = spawn_exec(&ec, &res, &err);
-        close(out[1]);
-        close(errp[1]);
-        if (inp[0] >= 0)
-                close(inp[0]);
-        out[1] = errp[1] = inp[0] = -1;
-        if (r < 0)
-                goto fail;
-        if (res.pid == 0) {
-                close(out[0]);
-                close(errp[0]);
-                if (inp[1] >= 0)
-                        close(inp[1]);
-                unlinkat(core->cgroups->base_fd, ex->cg_rel, AT_REMOVEDIR);
-                exec_free(ex);
-                return exec_respond_failure(req, res.failed_step, res.child_errno, start);
-        }
-        ex->pid = res.pid;
-        fcntl(out[0], F_SETFL, O_NONBLOCK);
-        fcntl(errp[0], F_SETFL, O_NONBLOCK);
-        ex->out_w = (struct watch) { out[0], exec_output_event, ex };
-        ex->err_w = (struct watch) { errp[0], exec_output_event, ex };
-        ex->proc = (struct watch) { res.pidfd, exec_exited, ex };
-        core_watch_add(core, &ex->out_w, EPOLLIN);
-        core_watch_add(core, &ex->err_w, EPOLLIN);
-        if (inp[1] >= 0) {
-                fcntl(inp[1], F_SETFL, O_NONBLOCK);
-                ex->in_w = (struct watch) { inp[1], exec_stdin_event, ex };
-                core_watch_add(core, &ex->in_w, EPOLLOUT);
-        }
-        core_watch_add(core, &ex->proc, EPOLLIN);
-        req->deferred = true;
-        ex->next = sb->execs;
-        sb->execs = ex;
-        log_debug("sandbox %s: exec %s pid %d", sb->id, argv[0], (int) ex->pid);
-        return;
-fail:
-        for (int i = 0; i < 2; i++) {
-                if (out[i] >= 0)
-                        close(out[i]);
-                if (errp[i] >= 0)
-                        close(errp[i]);
-                if (inp[i] >= 0)
-                        close(inp[i]);
-        }
-        if (ex->cg_fd >= 0)
-                unlinkat(core->cgroups->base_fd, ex->cg_rel, AT_REMOVEDIR);
-        exec_free(ex);
-        request_fail(req, &err);
+void sandbox_op_exec_other(struct core *core, struct request *req, const char *op, const char *id,
+                           const char *eid, json_t *args, json_t *body, struct privsep_msg *msg)
+{
+        struct sandbox *sb = sandbox_find(core, id);
+        if (!sb)
+                return request_error(req, 404, "not_found", "no such sandbox: %s", id);
+        if (!strcmp(op, "exec.list"))
+                return exec_op_list(core, req, sb);
+        if (!eid || strlen(eid) != 16 || !util_is_hex(eid, 16))
+                return request_error(req, 404, "not_found", "no such exec");
+        if (!strcmp(op, "exec.get"))
+                exec_op_get(core, req, sb, eid);
+        else if (!strcmp(op, "exec.events"))
+                exec_op_events(core, req, sb, eid);
+        else if (!strcmp(op, "exec.kill"))
+                exec_op_kill(core, req, sb, eid, body);
+        else if (!strcmp(op, "exec.stdin")) {
+                const char *close_arg = NULL;
+                json_get_string(args, "close", false, &close_arg, NULL);
+                bool close_after = close_arg && (!strcmp(close_arg, "true") || !strcmp(close_arg, "1"));
+                exec_op_stdin(core, req, sb, eid, close_after, msg);
+        } else
+                request_error(req, 404, "not_found", "unknown operation");
 }
 
 /* ---- stop and remove ---------------------------------------------------- */
-
-static int parse_signal(json_t *v, int *ret)
-{
-        static const struct { const char *name; int sig; } sigs[] = {
-                { "TERM", SIGTERM }, { "KILL", SIGKILL }, { "INT", SIGINT }, { "HUP", SIGHUP },
-                { "QUIT", SIGQUIT }, { "USR1", SIGUSR1 }, { "USR2", SIGUSR2 },
-        };
-        if (json_is_integer(v)) {
-                json_int_t n = json_integer_value(v);
-                if (n < 1 || n > 64)
-                        return -EINVAL;
-                *ret = (int) n;
-                return 0;
-        }
-        if (!json_is_string(v))
-                return -EINVAL;
-        const char *s = json_string_value(v);
-        if (!strncmp(s, "SIG", 3))
-                s += 3;
-        for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
-                if (!strcmp(s, sigs[i].name)) {
-                        *ret = sigs[i].sig;
-                        return 0;
-                }
-        return -EINVAL;
-}
 
 void sandbox_op_stop(struct core *core, struct request *req, const char *id, json_t *body)
 {
@@ -977,7 +632,7 @@ void sandbox_op_stop(struct core *core, struct request *req, const char *id, jso
                     json_get_int(body, "grace_ms", false, 0, 3600 * 1000, &grace, &err) < 0)
                         return request_fail(req, &err);
                 json_t *s = json_object_get(body, "signal");
-                if (s && parse_signal(s, &sig) < 0)
+                if (s && exec_parse_signal(s, &sig) < 0)
                         return request_error(req, 400, "bad_request", "signal must be a signal name (\"SIGTERM\") or number");
         }
         if (sb->state == SB_STOPPED)
@@ -987,9 +642,9 @@ void sandbox_op_stop(struct core *core, struct request *req, const char *id, jso
         sandbox_begin_stop(sb, (uint32_t) grace, sig);
 }
 
-static void sandbox_maybe_finish_removal(struct sandbox *sb)
+void sandbox_maybe_finish_removal(struct sandbox *sb)
 {
-        if (sb->remove_waiters.n == 0 || sb->state != SB_STOPPED || sb->execs)
+        if (sb->remove_waiters.n == 0 || sb->state != SB_STOPPED || exec_any_running(sb))
                 return;
         struct core *core = sb->core;
         sandbox_unlink(core, sb);
@@ -1159,6 +814,7 @@ int sandbox_recover_all(struct core *core, struct pbox_error *err)
                         sandbox_save(sb);
                 } else
                         stopped++;
+                exec_recover(core, sb);
                 sb->next = core->sandboxes;
                 core->sandboxes = sb;
         }
@@ -1173,11 +829,6 @@ void sandbox_free_all(struct core *core)
         while (core->sandboxes) {
                 struct sandbox *sb = core->sandboxes;
                 core->sandboxes = sb->next;
-                while (sb->execs) {
-                        struct exec *ex = sb->execs;
-                        sb->execs = ex->next;
-                        exec_free(ex);
-                }
                 sandbox_free(sb);
         }
 }

@@ -6,6 +6,57 @@
 #include <jansson.h>
 
 #include "core.h"
+#include "privsep.h"
+
+#define SANDBOX_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+enum sb_state { SB_CREATING, SB_RUNNING, SB_STOPPING, SB_STOPPED };
+extern const char *const sb_state_names[];
+
+struct reqlist {
+        struct request **v;
+        size_t n;
+};
+
+struct exec;
+
+/* Shared by sandbox.c (which owns it) and exec.c. */
+struct sandbox {
+        struct sandbox *next;
+        struct core *core;
+        char id[25];
+        char *name;
+        char *image_ref;
+        char *image_id;
+        char *hostname;
+        json_t *labels;
+        char **env;                     /* image env, then create env */
+        char *workdir;
+        enum sb_state state;
+        uint64_t created_ms, stopped_ms;
+        char *stop_reason;
+        pid_t pid;
+        unsigned long long starttime;
+        struct watch init_watch;        /* pidfd of init */
+        bool init_is_child;
+        int pidns_fd;
+        int ns_fds[6];
+        int cgroup_fd;                  /* <id> */
+        int work_cgroup_fd;             /* <id>/work */
+        char *rootfs;
+        struct watch stop_tick;         /* timerfd while stopping */
+        uint64_t stop_deadline_ms;
+        bool stop_killed;
+        struct reqlist stop_waiters;
+        struct reqlist remove_waiters;
+        struct exec *execs;             /* running and recently finished, newest first */
+};
+
+struct sandbox *sandbox_find(struct core *core, const char *id_or_name);
+/* Merge "K=V" lists; later entries replace earlier ones with the same key. */
+char **sandbox_env_merge(char **base, char **over);
+/* Called by exec.c when an exec ends: a pending removal may now proceed. */
+void sandbox_maybe_finish_removal(struct sandbox *sb);
 
 /* Load every record and re-adopt running sandboxes (or mark them lost). */
 int sandbox_recover_all(struct core *core, struct pbox_error *err);
@@ -14,6 +65,9 @@ void sandbox_op_create(struct core *core, struct request *req, json_t *body);
 void sandbox_op_list(struct core *core, struct request *req);
 void sandbox_op_get(struct core *core, struct request *req, const char *id);
 void sandbox_op_exec(struct core *core, struct request *req, const char *id, json_t *body);
+/* exec.list, exec.get, exec.events, exec.kill, exec.stdin */
+void sandbox_op_exec_other(struct core *core, struct request *req, const char *op, const char *id,
+                           const char *eid, json_t *args, json_t *body, struct privsep_msg *msg);
 void sandbox_op_stop(struct core *core, struct request *req, const char *id, json_t *body);
 void sandbox_op_remove(struct core *core, struct request *req, const char *id, bool force);
 
