@@ -36,6 +36,7 @@ void config_init_defaults(struct pboxd_config *cfg)
         cfg->max_ttl_s = 0;
         cfg->max_idle_timeout_s = 0;
         cfg->max_execs_kept = 32;
+        cfg->expired_keep_s = 600;
         cfg->stop_grace_ms = 5000;
         cfg->api_threads = 16;
         cfg->max_sandboxes = 1024;
@@ -137,6 +138,7 @@ int config_set(struct pboxd_config *cfg, const char *key, const char *value, str
         U32(idle_timeout_s)
         U32(max_idle_timeout_s)
         U32(max_execs_kept)
+        U32(expired_keep_s)
         SIZE(max_json_body)
         SIZE(max_image_bytes)
         SIZE(max_layer_bytes)

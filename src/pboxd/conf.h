@@ -31,6 +31,7 @@ struct pboxd_config {
         uint32_t max_ttl_s;             /* 0: no maximum */
         uint32_t idle_timeout_s;        /* default idle timeout (0: none) */
         uint32_t max_idle_timeout_s;    /* 0: no maximum */
+        uint32_t expired_keep_s;        /* an expired sandbox's record stays this long */
         uint32_t max_execs_kept;        /* finished execs kept per sandbox for GET */
         uint32_t stop_grace_ms;         /* default grace period of stop */
         uint32_t api_threads;

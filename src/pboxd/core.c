@@ -430,6 +430,8 @@ static void dispatch(struct core *core, struct request *req, struct privsep_msg 
                 sandbox_op_get(core, req, id);
         else if (!strcmp(op, "sandbox.exec"))
                 sandbox_op_exec(core, req, id, body);
+        else if (!strcmp(op, "sandbox.keepalive"))
+                sandbox_op_keepalive(core, req, id, body);
         else if (!strcmp(op, "sandbox.stop"))
                 sandbox_op_stop(core, req, id, body);
         else if (!strncmp(op, "exec.", 5)) {
@@ -684,6 +686,8 @@ int core_init(struct core *core, struct pboxd_config *cfg, int control_fd, pid_t
 
         if ((r = sandbox_recover_all(core, err)) < 0)
                 return pbox_error_prefix(err, "recover sandboxes");
+        if ((r = sandbox_start_reaper(core, err)) < 0)
+                return r;
         return 0;
 }
 

@@ -443,6 +443,7 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
                 done(core, full, ex->done_data);
                 json_decref(full);
         }
+        sandbox_touch(sb);
         exec_prune(sb);
         sandbox_maybe_finish_removal(sb);
 }

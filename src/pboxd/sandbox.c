@@ -138,6 +138,24 @@ char **sandbox_env_merge(char **base, char **over)
         return out;
 }
 
+/* ---- events, activity, expiry ------------------------------------------ */
+
+static void sandbox_event(struct sandbox *sb, const char *type, const char *message)
+{
+        char now[40];
+        util_format_time(util_realtime_ms(), now, sizeof now);
+        if (!sb->events)
+                sb->events = json_array();
+        json_array_append_new(sb->events, json_pack("{s:s,s:s,s:s}", "time", now, "type", type, "message", message));
+        while (json_array_size(sb->events) > 64)
+                json_array_remove(sb->events, 0);
+}
+
+void sandbox_touch(struct sandbox *sb)
+{
+        sb->last_activity_ms = util_realtime_ms();
+}
+
 /* ---- records ------------------------------------------------------------ */
 
 static json_t *sandbox_public(const struct sandbox *sb)
@@ -149,6 +167,16 @@ static json_t *sandbox_public(const struct sandbox *sb)
                               "created_at", created, "hostname", sb->hostname, "labels", sb->labels);
         if (sb->state == SB_RUNNING || sb->state == SB_STOPPING)
                 json_object_set_new(j, "pid", json_integer(sb->pid));
+        char when[40];
+        if (sb->expires_ms) {
+                time_string(sb->expires_ms, when);
+                json_object_set_new(j, "expires_at", json_string(when));
+        }
+        if (sb->idle_timeout_s)
+                json_object_set_new(j, "idle_timeout_s", json_integer(sb->idle_timeout_s));
+        time_string(sb->last_activity_ms, when);
+        json_object_set_new(j, "last_activity_at", json_string(when));
+        json_object_set_new(j, "events", sb->events ? json_deep_copy(sb->events) : json_array());
         if (sb->state == SB_STOPPED) {
                 time_string(sb->stopped_ms, stopped);
                 json_object_set_new(j, "stopped_at", json_string(stopped));
@@ -168,6 +196,11 @@ static int sandbox_save(struct sandbox *sb)
                               "starttime", (json_int_t) sb->starttime);
         if (sb->stop_reason)
                 json_object_set_new(j, "stop_reason", json_string(sb->stop_reason));
+        json_object_set_new(j, "expires_ms", json_integer((json_int_t) sb->expires_ms));
+        json_object_set_new(j, "idle_timeout_s", json_integer(sb->idle_timeout_s));
+        json_object_set_new(j, "last_activity_ms", json_integer((json_int_t) sb->last_activity_ms));
+        json_object_set_new(j, "remove_after_ms", json_integer((json_int_t) sb->remove_after_ms));
+        json_object_set_new(j, "events", sb->events ? json_deep_copy(sb->events) : json_array());
         _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2));
         json_decref(j);
         struct pbox_error err = PBOX_ERROR_INIT;
@@ -189,6 +222,7 @@ static void sandbox_free(struct sandbox *sb)
         free(sb->image_id);
         free(sb->hostname);
         json_decref(sb->labels);
+        json_decref(sb->events);
         util_strv_free(sb->env);
         free(sb->workdir);
         free(sb->stop_reason);
@@ -290,7 +324,8 @@ static void init_exited(struct core *core, struct watch *w, uint32_t events)
         close(w->fd);
         w->fd = -1;
         stop_tick_disarm(sb);
-        const char *reason = sb->state == SB_STOPPING ? (sb->stop_killed ? "killed" : "stopped") : "exited";
+        const char *reason = sb->stop_cause ? sb->stop_cause
+                             : sb->state == SB_STOPPING ? (sb->stop_killed ? "killed" : "stopped") : "exited";
         log_info("sandbox %s %s", sb->id, reason);
         /* Whatever survived the pid namespace (nothing should) goes too. */
         if (sb->cgroup_fd >= 0)
@@ -299,6 +334,10 @@ static void init_exited(struct core *core, struct watch *w, uint32_t events)
         sb->stopped_ms = util_realtime_ms();
         free(sb->stop_reason);
         sb->stop_reason = util_xstrdup(reason);
+        sandbox_event(sb, sb->stop_killed ? "killed" : "stopped",
+                      sb->stop_killed ? "processes left after the grace period were killed" : "the sandbox stopped");
+        if (sb->remove_pending)
+                sb->remove_after_ms = sb->stopped_ms + (uint64_t) core->cfg->expired_keep_s * 1000;
         if (sb->pidns_fd >= 0) {
                 close(sb->pidns_fd);
                 sb->pidns_fd = -1;
@@ -460,9 +499,20 @@ static int sandbox_build(struct core *core, struct sandbox *sb, struct image_inf
 
 void sandbox_op_create(struct core *core, struct request *req, json_t *body)
 {
-        static const char *const keys[] = { "image", "name", "env", "hostname", "labels", NULL };
+        static const char *const keys[] = { "image", "name", "env", "hostname", "labels", "ttl_s", "idle_timeout_s", NULL };
         struct pbox_error err = PBOX_ERROR_INIT;
         const char *image = NULL, *name = NULL, *hostname = NULL;
+        int64_t ttl = core->cfg->ttl_s, idle = core->cfg->idle_timeout_s;
+        if (json_get_int(body, "ttl_s", false, 0, UINT32_MAX, &ttl, &err) < 0 ||
+            json_get_int(body, "idle_timeout_s", false, 0, UINT32_MAX, &idle, &err) < 0)
+                return request_fail(req, &err);
+        if (core->cfg->max_ttl_s && (ttl == 0 || ttl > core->cfg->max_ttl_s))
+                return request_error(req, 422, "unprocessable", "ttl_s must be between 1 and this server's maximum of %u",
+                                     core->cfg->max_ttl_s);
+        if (core->cfg->max_idle_timeout_s && (idle == 0 || idle > core->cfg->max_idle_timeout_s))
+                return request_error(req, 422, "unprocessable",
+                                     "idle_timeout_s must be between 1 and this server's maximum of %u",
+                                     core->cfg->max_idle_timeout_s);
         _cleanup_strv_ char **env = NULL;
         if (json_check_keys(body, keys, &err) < 0 || json_get_string(body, "image", true, &image, &err) < 0 ||
             json_get_string(body, "name", false, &name, &err) < 0 ||
@@ -512,7 +562,11 @@ void sandbox_op_create(struct core *core, struct request *req, json_t *body)
         sb->env = sandbox_env_merge(base, env);
         sb->workdir = util_xstrdup(info->working_dir && info->working_dir[0] ? info->working_dir : "/");
         sb->created_ms = util_realtime_ms();
+        sb->last_activity_ms = sb->created_ms;
+        sb->expires_ms = ttl ? sb->created_ms + (uint64_t) ttl * 1000 : 0;
+        sb->idle_timeout_s = (uint32_t) idle;
         sb->state = SB_CREATING;
+        sandbox_event(sb, "created", sb->image_ref);
 
         uint64_t t0 = util_now_ms();
         int r = sandbox_build(core, sb, info, &err);
@@ -587,6 +641,7 @@ void sandbox_op_exec(struct core *core, struct request *req, const char *id, jso
                 exec_params_clear(&p);
                 return request_error(req, 409, "conflict", "sandbox %s is %s", sb->id, sb_state_names[sb->state]);
         }
+        sandbox_touch(sb);
         exec_start(core, sb, &p, req, wait, NULL, NULL);
         exec_params_clear(&p);
 }
@@ -644,7 +699,9 @@ void sandbox_op_stop(struct core *core, struct request *req, const char *id, jso
 
 void sandbox_maybe_finish_removal(struct sandbox *sb)
 {
-        if (sb->remove_waiters.n == 0 || sb->state != SB_STOPPED || exec_any_running(sb))
+        if (sb->state != SB_STOPPED || exec_any_running(sb))
+                return;
+        if (sb->remove_waiters.n == 0 && (!sb->remove_pending || util_realtime_ms() < sb->remove_after_ms))
                 return;
         struct core *core = sb->core;
         sandbox_unlink(core, sb);
@@ -728,6 +785,21 @@ static int sandbox_load_record(struct core *core, const char *id, struct sandbox
         for (int i = 0; i < 4; i++)
                 if (!strcmp(state, sb_state_names[i]))
                         sb->state = (enum sb_state) i;
+        int64_t v = 0;
+        if (json_get_int(j, "expires_ms", false, 0, INT64_MAX, &v, NULL) == 0)
+                sb->expires_ms = (uint64_t) v;
+        v = 0;
+        if (json_get_int(j, "idle_timeout_s", false, 0, UINT32_MAX, &v, NULL) == 0)
+                sb->idle_timeout_s = (uint32_t) v;
+        v = (int64_t) sb->created_ms;
+        json_get_int(j, "last_activity_ms", false, 0, INT64_MAX, &v, NULL);
+        sb->last_activity_ms = (uint64_t) v;
+        v = 0;
+        json_get_int(j, "remove_after_ms", false, 0, INT64_MAX, &v, NULL);
+        sb->remove_after_ms = (uint64_t) v;
+        sb->remove_pending = v > 0;
+        json_t *events = json_object_get(j, "events");
+        sb->events = json_is_array(events) ? json_deep_copy(events) : json_array();
         sb->rootfs = util_xasprintf("%s/%s/rootfs", core->runtime_sandboxes, id);
         *ret = sb;
         return 0;
@@ -809,6 +881,7 @@ int sandbox_recover_all(struct core *core, struct pbox_error *err)
                                 sb->stopped_ms = util_realtime_ms();
                                 free(sb->stop_reason);
                                 sb->stop_reason = util_xstrdup("lost");
+                                sandbox_event(sb, "lost", "the init died while pboxd was down");
                                 lost++;
                         }
                         sandbox_save(sb);
@@ -831,4 +904,72 @@ void sandbox_free_all(struct core *core)
                 core->sandboxes = sb->next;
                 sandbox_free(sb);
         }
+}
+
+/* ---- expiry ------------------------------------------------------------- */
+
+static void sandbox_expire(struct sandbox *sb, const char *cause, const char *message)
+{
+        log_info("sandbox %s: %s", sb->id, message);
+        sandbox_event(sb, cause, message);
+        sb->stop_cause = cause;
+        sb->remove_pending = true;
+        sandbox_begin_stop(sb, sb->core->cfg->stop_grace_ms, SIGTERM);
+}
+
+static void reaper_tick(struct core *core, struct watch *w, uint32_t events)
+{
+        uint64_t ticks;
+        (void) !read(w->fd, &ticks, sizeof ticks);
+        uint64_t now = util_realtime_ms();
+        struct sandbox *next;
+        for (struct sandbox *sb = core->sandboxes; sb; sb = next) {
+                next = sb->next;
+                if (sb->state == SB_RUNNING) {
+                        if (sb->expires_ms && now >= sb->expires_ms)
+                                sandbox_expire(sb, "ttl_expired", "its time to live ran out");
+                        else if (sb->idle_timeout_s && !exec_any_running(sb) &&
+                                 now - sb->last_activity_ms >= (uint64_t) sb->idle_timeout_s * 1000)
+                                sandbox_expire(sb, "idle_expired", "it was idle for longer than its idle timeout");
+                } else if (sb->state == SB_STOPPED && sb->remove_pending && now >= sb->remove_after_ms)
+                        sandbox_maybe_finish_removal(sb);
+        }
+}
+
+static struct watch reaper_watch = { -1, reaper_tick, NULL };
+
+int sandbox_start_reaper(struct core *core, struct pbox_error *err)
+{
+        int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        struct itimerspec its = { { 1, 0 }, { 1, 0 } };
+        if (fd < 0 || timerfd_settime(fd, 0, &its, NULL) < 0)
+                return pbox_error_sys(err, errno, "timerfd");
+        reaper_watch.fd = fd;
+        if (core_watch_add(core, &reaper_watch, EPOLLIN) < 0)
+                return pbox_error_sys(err, errno, "watch the expiry timer");
+        return 0;
+}
+
+void sandbox_op_keepalive(struct core *core, struct request *req, const char *id, json_t *body)
+{
+        static const char *const keys[] = { "ttl_s", NULL };
+        struct pbox_error err = PBOX_ERROR_INIT;
+        struct sandbox *sb = sandbox_find(core, id);
+        if (!sb)
+                return request_error(req, 404, "not_found", "no such sandbox: %s", id);
+        if (sb->state != SB_RUNNING)
+                return request_error(req, 409, "conflict", "sandbox %s is %s", sb->id, sb_state_names[sb->state]);
+        int64_t ttl = -1;
+        if (body && (json_check_keys(body, keys, &err) < 0 ||
+                     json_get_int(body, "ttl_s", false, 1, UINT32_MAX, &ttl, &err) < 0))
+                return request_fail(req, &err);
+        if (ttl > 0) {
+                if (core->cfg->max_ttl_s && ttl > core->cfg->max_ttl_s)
+                        return request_error(req, 422, "unprocessable", "ttl_s is above this server's maximum of %u",
+                                             core->cfg->max_ttl_s);
+                sb->expires_ms = util_realtime_ms() + (uint64_t) ttl * 1000;
+        }
+        sandbox_touch(sb);
+        sandbox_save(sb);
+        request_respond(req, 200, sandbox_public(sb));
 }

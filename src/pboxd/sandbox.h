@@ -50,6 +50,13 @@ struct sandbox {
         struct reqlist stop_waiters;
         struct reqlist remove_waiters;
         struct exec *execs;             /* running and recently finished, newest first */
+        uint64_t expires_ms;            /* realtime; 0: no TTL */
+        uint32_t idle_timeout_s;        /* 0: none */
+        uint64_t last_activity_ms;      /* realtime */
+        json_t *events;                 /* [{time, type, message}] */
+        bool remove_pending;            /* removed once stopped (expiry), without a request */
+        const char *stop_cause;         /* "ttl_expired" / "idle_expired" when pboxd stopped it */
+        uint64_t remove_after_ms;       /* realtime: an expired sandbox is removed then */
 };
 
 struct sandbox *sandbox_find(struct core *core, const char *id_or_name);
@@ -57,6 +64,11 @@ struct sandbox *sandbox_find(struct core *core, const char *id_or_name);
 char **sandbox_env_merge(char **base, char **over);
 /* Called by exec.c when an exec ends: a pending removal may now proceed. */
 void sandbox_maybe_finish_removal(struct sandbox *sb);
+/* Note activity (an exec, a keepalive): resets the idle timer. */
+void sandbox_touch(struct sandbox *sb);
+/* Start the once-a-second check of TTLs and idle timeouts. */
+int sandbox_start_reaper(struct core *core, struct pbox_error *err);
+void sandbox_op_keepalive(struct core *core, struct request *req, const char *id, json_t *body);
 
 /* Load every record and re-adopt running sandboxes (or mark them lost). */
 int sandbox_recover_all(struct core *core, struct pbox_error *err);
