@@ -254,6 +254,8 @@ int config_validate(const struct pboxd_config *cfg, struct pbox_error *err)
                 return pbox_error_set(err, EINVAL, "ttl_s and idle_timeout_s must not exceed their maximums");
         if (cfg->max_json_body < 1024)
                 return pbox_error_set(err, EINVAL, "max_json_body must be at least 1024");
+        if (cfg->max_execs_kept < 1)
+                return pbox_error_set(err, EINVAL, "max_execs_kept must be at least 1");
         if (cfg->api_threads < 1 || cfg->api_threads > 1024)
                 return pbox_error_set(err, EINVAL, "api_threads must be between 1 and 1024");
         if (!strcmp(cfg->state_dir, cfg->runtime_dir))

@@ -21,6 +21,8 @@
 
 #include "core.h"
 #include "files.h"
+#include "metrics.h"
+#include "run.h"
 #include "json.h"
 #include "log.h"
 #include "privsep.h"
@@ -112,8 +114,10 @@ void request_respond(struct request *req, int status, json_t *body)
 {
         if (!body)
                 body = json_object();
-        if (!req->answered && !req->hangup)
+        if (!req->answered && !req->hangup) {
+                metrics_count_response(status);
                 send_response(req->watch.fd, status, body);
+        }
         req->answered = true;
         json_decref(body);
         request_release(req);
@@ -394,6 +398,8 @@ static void dispatch(struct core *core, struct request *req, struct privsep_msg 
                 if (!json_is_string(v))
                         return request_error(req, 400, "bad_request", "malformed request envelope");
 
+        if (!strcmp(op, "health"))
+                return health_op(core, req);       /* the one unauthenticated operation */
         if (!token || !util_secure_streq(token, core->admin_token))
                 return request_error(req, 401, "unauthorized", "a valid bearer token is required");
 
@@ -430,6 +436,10 @@ static void dispatch(struct core *core, struct request *req, struct privsep_msg 
                 sandbox_op_get(core, req, id);
         else if (!strcmp(op, "sandbox.exec"))
                 sandbox_op_exec(core, req, id, body);
+        else if (!strcmp(op, "metrics"))
+                metrics_op(core, req);
+        else if (!strcmp(op, "run"))
+                run_op(core, req, body);
         else if (!strcmp(op, "sandbox.keepalive"))
                 sandbox_op_keepalive(core, req, id, body);
         else if (!strcmp(op, "sandbox.stop"))

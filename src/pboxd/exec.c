@@ -14,6 +14,7 @@
 #include "exec.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "spawn.h"
 #include "syscalls.h"
 #include "util.h"
@@ -342,12 +343,12 @@ static void arm_timer(struct exec *ex, uint32_t ms)
         timerfd_settime(ex->timer.fd, 0, &its, NULL);
 }
 
-static void exec_prune(struct sandbox *sb)
+static void exec_prune(struct sandbox *sb, const struct exec *except)
 {
         uint32_t keep = sb->core->cfg->max_execs_kept, n = 0;
         for (struct exec **p = &sb->execs; *p;) {
                 struct exec *ex = *p;
-                if (ex->state == EX_EXITED && !ex->streams.n && ++n > keep) {
+                if (ex != except && ex->state == EX_EXITED && !ex->streams.n && ++n > keep) {
                         *p = ex->next;
                         exec_free(sb->core, ex);
                 } else
@@ -418,6 +419,7 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
         /* Processes the command left running (daemons) keep its cgroup; it goes with the sandbox. */
         unlinkat(core->cgroups->base_fd, ex->cg_rel, AT_REMOVEDIR);
         exec_save(ex);
+        metrics_observe_exec(ex->ended_ms - ex->started_ms, status);
         log_debug("sandbox %s: exec %s ended: %s", sb->id, ex->eid, status);
 
         if (ex->waiter) {
@@ -434,7 +436,10 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
                 request_respond(ex->kill_waiters.v[i], 200, exec_record(ex, true));
         ex->kill_waiters.n = 0;
         stream_finish_all(ex);
+        sandbox_touch(sb);
+        exec_prune(sb, ex);
         if (ex->done) {
+                /* Last: the callback may discard the sandbox, and ex with it. */
                 json_t *full = json_deep_copy(res);
                 result_add_stream(full, "stdout", &ex->out);
                 result_add_stream(full, "stderr", &ex->err);
@@ -442,9 +447,8 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
                 ex->done = NULL;
                 done(core, full, ex->done_data);
                 json_decref(full);
+                return;
         }
-        sandbox_touch(sb);
-        exec_prune(sb);
         sandbox_maybe_finish_removal(sb);
 }
 
@@ -967,5 +971,5 @@ void exec_recover(struct core *core, struct sandbox *sb)
                 sb->execs = ex;
         }
         closedir(d);
-        exec_prune(sb);
+        exec_prune(sb, NULL);
 }

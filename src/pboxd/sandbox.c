@@ -30,6 +30,7 @@
 #include "exec.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "rootfs.h"
 #include "sandbox.h"
 #include "spawn.h"
@@ -334,6 +335,7 @@ static void init_exited(struct core *core, struct watch *w, uint32_t events)
         sb->stopped_ms = util_realtime_ms();
         free(sb->stop_reason);
         sb->stop_reason = util_xstrdup(reason);
+        metrics_count_sandbox_end(reason);
         sandbox_event(sb, sb->stop_killed ? "killed" : "stopped",
                       sb->stop_killed ? "processes left after the grace period were killed" : "the sandbox stopped");
         if (sb->remove_pending)
@@ -497,7 +499,7 @@ static int sandbox_build(struct core *core, struct sandbox *sb, struct image_inf
         return 0;
 }
 
-void sandbox_op_create(struct core *core, struct request *req, json_t *body)
+struct sandbox *sandbox_create_from_body(struct core *core, struct request *req, json_t *body)
 {
         static const char *const keys[] = { "image", "name", "env", "hostname", "labels", "ttl_s", "idle_timeout_s", NULL };
         struct pbox_error err = PBOX_ERROR_INIT;
@@ -505,48 +507,48 @@ void sandbox_op_create(struct core *core, struct request *req, json_t *body)
         int64_t ttl = core->cfg->ttl_s, idle = core->cfg->idle_timeout_s;
         if (json_get_int(body, "ttl_s", false, 0, UINT32_MAX, &ttl, &err) < 0 ||
             json_get_int(body, "idle_timeout_s", false, 0, UINT32_MAX, &idle, &err) < 0)
-                return request_fail(req, &err);
+                { request_fail(req, &err); return NULL; }
         if (core->cfg->max_ttl_s && (ttl == 0 || ttl > core->cfg->max_ttl_s))
-                return request_error(req, 422, "unprocessable", "ttl_s must be between 1 and this server's maximum of %u",
-                                     core->cfg->max_ttl_s);
+                { request_error(req, 422, "unprocessable", "ttl_s must be between 1 and this server's maximum of %u",
+                                     core->cfg->max_ttl_s); return NULL; }
         if (core->cfg->max_idle_timeout_s && (idle == 0 || idle > core->cfg->max_idle_timeout_s))
-                return request_error(req, 422, "unprocessable",
+                { request_error(req, 422, "unprocessable",
                                      "idle_timeout_s must be between 1 and this server's maximum of %u",
-                                     core->cfg->max_idle_timeout_s);
+                                     core->cfg->max_idle_timeout_s); return NULL; }
         _cleanup_strv_ char **env = NULL;
         if (json_check_keys(body, keys, &err) < 0 || json_get_string(body, "image", true, &image, &err) < 0 ||
             json_get_string(body, "name", false, &name, &err) < 0 ||
             json_get_string(body, "hostname", false, &hostname, &err) < 0 ||
             json_get_env_object(body, "env", MAX_ENV, &env, &err) < 0)
-                return request_fail(req, &err);
+                { request_fail(req, &err); return NULL; }
         if (name && !valid_name(name, 64))
-                return request_error(req, 400, "bad_request",
-                                     "name must be 1 to 64 characters of letters, digits, '_', '.', '-', starting with a letter or digit");
+                { request_error(req, 400, "bad_request",
+                                     "name must be 1 to 64 characters of letters, digits, '_', '.', '-', starting with a letter or digit"); return NULL; }
         if (name && sandbox_find(core, name))
-                return request_error(req, 409, "conflict", "a sandbox named '%s' exists", name);
+                { request_error(req, 409, "conflict", "a sandbox named '%s' exists", name); return NULL; }
         if (hostname && !valid_hostname(hostname))
-                return request_error(req, 400, "bad_request", "hostname must be 1 to 63 characters of letters, digits, '-', '.'");
+                { request_error(req, 400, "bad_request", "hostname must be 1 to 63 characters of letters, digits, '-', '.'"); return NULL; }
         json_t *labels = json_object_get(body, "labels");
         if (labels && !json_is_null(labels)) {
                 if (!json_is_object(labels) || json_object_size(labels) > 64)
-                        return request_error(req, 400, "bad_request", "labels must be an object of at most 64 strings");
+                        { request_error(req, 400, "bad_request", "labels must be an object of at most 64 strings"); return NULL; }
                 const char *k;
                 json_t *v;
                 json_object_foreach(labels, k, v)
                         if (!json_is_string(v) || strlen(k) == 0 || strlen(k) > 128 || json_string_length(v) > 1024)
-                                return request_error(req, 400, "bad_request",
-                                                     "labels: keys of 1 to 128 characters mapping to strings of at most 1024");
+                                { request_error(req, 400, "bad_request",
+                                                     "labels: keys of 1 to 128 characters mapping to strings of at most 1024"); return NULL; }
         }
         size_t count = 0;
         for (struct sandbox *s = core->sandboxes; s; s = s->next)
                 count++;
         if (count >= core->cfg->max_sandboxes)
-                return request_error(req, 503, "unavailable", "pboxd holds its maximum of %u sandboxes",
-                                     core->cfg->max_sandboxes);
+                { request_error(req, 503, "unavailable", "pboxd holds its maximum of %u sandboxes",
+                                     core->cfg->max_sandboxes); return NULL; }
 
         struct image_info *info = NULL;
         if (image_store_resolve(core->images, image, &info, &err) < 0)
-                return request_fail(req, &err);
+                { request_fail(req, &err); return NULL; }
 
         struct sandbox *sb = sandbox_new(core);
         util_random_hex(sb->id, 12);
@@ -580,13 +582,31 @@ void sandbox_op_create(struct core *core, struct request *req, json_t *body)
                 }
                 sandbox_destroy_host_state(core, sb->id);
                 sandbox_free(sb);
-                return request_fail(req, &err);
+                { request_fail(req, &err); return NULL; }
         }
         sb->next = core->sandboxes;
         core->sandboxes = sb;
+        metrics_observe_start(util_now_ms() - t0);
         log_info("sandbox %s created from %s in %llu ms (init pid %d)", sb->id, sb->image_ref,
                  (unsigned long long) (util_now_ms() - t0), (int) sb->pid);
-        request_respond(req, 201, sandbox_public(sb));
+        return sb;
+}
+
+void sandbox_op_create(struct core *core, struct request *req, json_t *body)
+{
+        struct sandbox *sb = sandbox_create_from_body(core, req, body);
+        if (sb)
+                request_respond(req, 201, sandbox_public(sb));
+}
+
+void sandbox_discard(struct sandbox *sb)
+{
+        sb->remove_pending = true;
+        sb->remove_after_ms = 0;
+        if (sb->state == SB_STOPPED)
+                sandbox_maybe_finish_removal(sb);
+        else
+                sandbox_begin_stop(sb, 0, SIGKILL);
 }
 
 void sandbox_op_list(struct core *core, struct request *req)

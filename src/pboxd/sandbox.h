@@ -73,6 +73,11 @@ void sandbox_op_keepalive(struct core *core, struct request *req, const char *id
 /* Load every record and re-adopt running sandboxes (or mark them lost). */
 int sandbox_recover_all(struct core *core, struct pbox_error *err);
 
+/* Validate a create body and build the sandbox; NULL when it failed (req
+ * was then answered with the error). */
+struct sandbox *sandbox_create_from_body(struct core *core, struct request *req, json_t *body);
+/* Kill and remove a sandbox without a request waiting for it. */
+void sandbox_discard(struct sandbox *sb);
 void sandbox_op_create(struct core *core, struct request *req, json_t *body);
 void sandbox_op_list(struct core *core, struct request *req);
 void sandbox_op_get(struct core *core, struct request *req, const char *id);
