@@ -40,6 +40,7 @@ void config_init_defaults(struct pboxd_config *cfg)
         cfg->stop_grace_ms = 5000;
         cfg->api_threads = 16;
         cfg->max_sandboxes = 1024;
+        cfg->max_running_execs = 1024;
         cfg->log_level = LOG_INFO;
 }
 
@@ -129,6 +130,7 @@ int config_set(struct pboxd_config *cfg, const char *key, const char *value, str
         U32(stop_grace_ms)
         U32(api_threads)
         U32(max_sandboxes)
+        U32(max_running_execs)
         U32(exec_timeout_ms)
         U32(max_exec_timeout_ms)
         U32(exec_grace_ms)

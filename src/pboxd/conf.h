@@ -36,6 +36,7 @@ struct pboxd_config {
         uint32_t stop_grace_ms;         /* default grace period of stop */
         uint32_t api_threads;
         uint32_t max_sandboxes;
+        uint32_t max_running_execs;     /* beyond it: 503 with Retry-After */
         int log_level;                  /* syslog priority, LOG_INFO by default */
 };
 

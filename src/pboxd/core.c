@@ -28,6 +28,7 @@
 #include "privsep.h"
 #include "sandbox.h"
 #include "spawn.h"
+#include "tenants.h"
 #include "syscalls.h"
 #include "util.h"
 
@@ -62,7 +63,11 @@ void core_watch_del(struct core *core, struct watch *w)
 static int send_response(int fd, int status, json_t *body)
 {
         char meta[64];
-        snprintf(meta, sizeof meta, "{\"status\":%d}", status);
+        /* Saturation is temporary: tell clients when to come back. */
+        if (status == 503)
+                snprintf(meta, sizeof meta, "{\"status\":%d,\"retry_after\":1}", status);
+        else
+                snprintf(meta, sizeof meta, "{\"status\":%d}", status);
         _cleanup_free_ char *text = json_dump_compact(body);
         struct pbox_error err = PBOX_ERROR_INIT;
         /* Never block on the api process: one datagram per channel fits its buffer. */
@@ -317,6 +322,24 @@ static void op_image_list(struct core *core, struct request *req)
         struct pbox_error err = PBOX_ERROR_INIT;
         if (image_store_list(core->images, &arr, &err) < 0)
                 return request_fail(req, &err);
+        if (core->caller) {
+                /* A tenant sees the images it may use. */
+                json_t *mine = json_array();
+                size_t i;
+                json_t *img;
+                json_array_foreach(arr, i, img) {
+                        const char *id = json_string_value(json_object_get(img, "id"));
+                        bool ok = id && tenant_may_use_image(core->caller, id, "");
+                        size_t k;
+                        json_t *name;
+                        json_array_foreach(json_object_get(img, "names"), k, name)
+                                ok = ok || (id && tenant_may_use_image(core->caller, id, json_string_value(name)));
+                        if (ok)
+                                json_array_append(mine, img);
+                }
+                json_decref(arr);
+                arr = mine;
+        }
         request_respond(req, 200, json_pack("{s:o}", "images", arr));
 }
 
@@ -376,6 +399,8 @@ static int read_json_body(struct core *core, struct privsep_msg *msg, bool optio
         return json_parse_untrusted(text, len, true, ret, err);
 }
 
+static void dispatch_op(struct core *core, struct request *req, const char *op, json_t *args, struct privsep_msg *msg);
+
 static void dispatch(struct core *core, struct request *req, struct privsep_msg *msg)
 {
         struct pbox_error err = PBOX_ERROR_INIT;
@@ -400,8 +425,21 @@ static void dispatch(struct core *core, struct request *req, struct privsep_msg 
 
         if (!strcmp(op, "health"))
                 return health_op(core, req);       /* the one unauthenticated operation */
-        if (!token || !util_secure_streq(token, core->admin_token))
+        const struct tenant *caller = NULL;
+        if (!token || (!util_secure_streq(token, core->admin_token) && !(caller = tenant_by_token(core, token))))
                 return request_error(req, 401, "unauthorized", "a valid bearer token is required");
+        bool admin_only = !strcmp(op, "image.load") || !strcmp(op, "image.remove") || !strncmp(op, "tenant.", 7) ||
+                          !strcmp(op, "metrics");
+        if (caller && admin_only)
+                return request_error(req, 403, "forbidden", "this operation needs the admin token");
+        core->caller = caller;
+        dispatch_op(core, req, op, args, msg);
+        core->caller = NULL;
+}
+
+static void dispatch_op(struct core *core, struct request *req, const char *op, json_t *args, struct privsep_msg *msg)
+{
+        struct pbox_error err = PBOX_ERROR_INIT;
 
         const char *id = NULL;
         if (json_get_string(args, "id", false, &id, &err) < 0)
@@ -412,7 +450,7 @@ static void dispatch(struct core *core, struct request *req, struct privsep_msg 
         json_t *body = NULL;
         bool optional_json = !strcmp(op, "sandbox.stop") || !strcmp(op, "exec.kill") || !strcmp(op, "sandbox.keepalive");
         bool wants_json = optional_json || !strcmp(op, "sandbox.create") || !strcmp(op, "sandbox.exec") ||
-                          !strcmp(op, "run");
+                          !strcmp(op, "run") || !strcmp(op, "tenant.create");
         if (wants_json && read_json_body(core, msg, optional_json, &body, &err) < 0)
                 return request_fail(req, &err);
         _cleanup_json_ json_t *body_ref = body;
@@ -436,7 +474,17 @@ static void dispatch(struct core *core, struct request *req, struct privsep_msg 
                 sandbox_op_get(core, req, id);
         else if (!strcmp(op, "sandbox.exec"))
                 sandbox_op_exec(core, req, id, body);
-        else if (!strcmp(op, "metrics"))
+        else if (!strcmp(op, "tenant.create"))
+                tenant_op_create(core, req, body);
+        else if (!strcmp(op, "tenant.list"))
+                tenant_op_list(core, req);
+        else if (!strcmp(op, "tenant.remove")) {
+                const char *name = NULL;
+                json_get_string(args, "name", false, &name, NULL);
+                if (!name)
+                        return request_error(req, 400, "bad_request", "missing tenant name");
+                tenant_op_remove(core, req, name);
+        } else if (!strcmp(op, "metrics"))
                 metrics_op(core, req);
         else if (!strcmp(op, "run"))
                 run_op(core, req, body);
@@ -694,6 +742,8 @@ int core_init(struct core *core, struct pboxd_config *cfg, int control_fd, pid_t
                         return pbox_error_sys(err, errno, "watch the api process");
         }
 
+        if ((r = tenants_load(core, err)) < 0)
+                return r;
         if ((r = sandbox_recover_all(core, err)) < 0)
                 return pbox_error_prefix(err, "recover sandboxes");
         if ((r = sandbox_start_reaper(core, err)) < 0)
@@ -723,6 +773,7 @@ int core_run(struct core *core)
 void core_free(struct core *core)
 {
         sandbox_free_all(core);
+        tenants_free(core);
         while (core->requests) {
                 struct request *req = core->requests;
                 if (!req->answered && !req->deferred)

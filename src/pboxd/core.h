@@ -69,6 +69,8 @@ struct core {
         bool pidfd_setns;
 
         struct sandbox *sandboxes;
+        struct tenant *tenants;
+        const struct tenant *caller;    /* during dispatch: the calling tenant, NULL for the admin */
         struct request *requests;
         unsigned n_workers;
 };

@@ -113,6 +113,14 @@ static struct exec *exec_find(struct sandbox *sb, const char *eid)
         return NULL;
 }
 
+unsigned exec_count_running(const struct sandbox *sb)
+{
+        unsigned n = 0;
+        for (struct exec *ex = sb->execs; ex; ex = ex->next)
+                n += ex->state == EX_RUNNING;
+        return n;
+}
+
 bool exec_any_running(const struct sandbox *sb)
 {
         for (struct exec *ex = sb->execs; ex; ex = ex->next)

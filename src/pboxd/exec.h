@@ -56,6 +56,7 @@ void exec_op_stdin(struct core *core, struct request *req, struct sandbox *sb, c
 void exec_op_kill(struct core *core, struct request *req, struct sandbox *sb, const char *eid, json_t *body);
 
 bool exec_any_running(const struct sandbox *sb);
+unsigned exec_count_running(const struct sandbox *sb);
 /* The sandbox is being stopped: running execs will end as "killed". */
 void exec_sandbox_stopping(struct sandbox *sb);
 void exec_free_all(struct sandbox *sb);

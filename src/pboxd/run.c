@@ -189,6 +189,8 @@ void run_op(struct core *core, struct request *req, json_t *body)
         if (compile && !json_is_null(compile) && !json_is_object(compile))
                 return request_error(req, 400, "bad_request", "compile must be an object");
 
+        if (!sandbox_exec_admissible(core, req))
+                return;
         struct run *r = util_xcalloc(1, sizeof *r);
         r->core = core;
         r->req = req;

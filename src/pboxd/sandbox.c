@@ -34,6 +34,7 @@
 #include "rootfs.h"
 #include "sandbox.h"
 #include "spawn.h"
+#include "tenants.h"
 #include "syscalls.h"
 #include "util.h"
 
@@ -76,15 +77,29 @@ static bool valid_hostname(const char *s)
         return true;
 }
 
+bool sandbox_visible(const struct core *core, const struct sandbox *sb)
+{
+        return !core->caller || (sb->tenant && !strcmp(sb->tenant, core->caller->name));
+}
+
 struct sandbox *sandbox_find(struct core *core, const char *id_or_name)
 {
         for (struct sandbox *sb = core->sandboxes; sb; sb = sb->next)
-                if (!strcmp(sb->id, id_or_name))
+                if (!strcmp(sb->id, id_or_name) && sandbox_visible(core, sb))
                         return sb;
         for (struct sandbox *sb = core->sandboxes; sb; sb = sb->next)
-                if (sb->name && !strcmp(sb->name, id_or_name))
+                if (sb->name && !strcmp(sb->name, id_or_name) && sandbox_visible(core, sb))
                         return sb;
         return NULL;
+}
+
+unsigned sandbox_running_execs(const struct core *core, const char *tenant)
+{
+        unsigned n = 0;
+        for (struct sandbox *sb = core->sandboxes; sb; sb = sb->next)
+                if (!tenant || (sb->tenant && !strcmp(sb->tenant, tenant)))
+                        n += exec_count_running(sb);
+        return n;
 }
 
 /* Start time of a live process (a zombie counts as dead: -ESRCH). */
@@ -169,6 +184,8 @@ static json_t *sandbox_public(const struct sandbox *sb)
         if (sb->state == SB_RUNNING || sb->state == SB_STOPPING)
                 json_object_set_new(j, "pid", json_integer(sb->pid));
         char when[40];
+        if (sb->tenant)
+                json_object_set_new(j, "tenant", json_string(sb->tenant));
         if (sb->expires_ms) {
                 time_string(sb->expires_ms, when);
                 json_object_set_new(j, "expires_at", json_string(when));
@@ -197,6 +214,8 @@ static int sandbox_save(struct sandbox *sb)
                               "starttime", (json_int_t) sb->starttime);
         if (sb->stop_reason)
                 json_object_set_new(j, "stop_reason", json_string(sb->stop_reason));
+        if (sb->tenant)
+                json_object_set_new(j, "tenant", json_string(sb->tenant));
         json_object_set_new(j, "expires_ms", json_integer((json_int_t) sb->expires_ms));
         json_object_set_new(j, "idle_timeout_s", json_integer(sb->idle_timeout_s));
         json_object_set_new(j, "last_activity_ms", json_integer((json_int_t) sb->last_activity_ms));
@@ -219,6 +238,7 @@ static void sandbox_free(struct sandbox *sb)
                 return;
         exec_free_all(sb);
         free(sb->name);
+        free(sb->tenant);
         free(sb->image_ref);
         free(sb->image_id);
         free(sb->hostname);
@@ -546,13 +566,30 @@ struct sandbox *sandbox_create_from_body(struct core *core, struct request *req,
                 { request_error(req, 503, "unavailable", "pboxd holds its maximum of %u sandboxes",
                                      core->cfg->max_sandboxes); return NULL; }
 
+        const struct tenant *caller = core->caller;
+        if (caller && caller->max_sandboxes) {
+                unsigned mine = 0;
+                for (struct sandbox *s = core->sandboxes; s; s = s->next)
+                        mine += s->tenant && !strcmp(s->tenant, caller->name) && s->state != SB_STOPPED;
+                if (mine >= caller->max_sandboxes) {
+                        request_error(req, 429, "too_many_requests", "tenant %s has its maximum of %u sandboxes",
+                                      caller->name, caller->max_sandboxes);
+                        return NULL;
+                }
+        }
         struct image_info *info = NULL;
         if (image_store_resolve(core->images, image, &info, &err) < 0)
                 { request_fail(req, &err); return NULL; }
+        if (!tenant_may_use_image(caller, info->id, info->ref)) {
+                image_info_free(info);
+                request_error(req, 404, "not_found", "no such image: %s", image);
+                return NULL;
+        }
 
         struct sandbox *sb = sandbox_new(core);
         util_random_hex(sb->id, 12);
         sb->name = util_xstrdup(name ? name : sb->id);
+        sb->tenant = caller ? util_xstrdup(caller->name) : NULL;
         sb->image_ref = util_xstrdup(info->ref);
         sb->image_id = util_xstrdup(info->id);
         sb->hostname = hostname ? util_xstrdup(hostname) : strndup(sb->id, 12);
@@ -613,7 +650,8 @@ void sandbox_op_list(struct core *core, struct request *req)
 {
         json_t *arr = json_array();
         for (struct sandbox *sb = core->sandboxes; sb; sb = sb->next)
-                json_array_append_new(arr, sandbox_public(sb));
+                if (sandbox_visible(core, sb))
+                        json_array_append_new(arr, sandbox_public(sb));
         request_respond(req, 200, json_pack("{s:o}", "sandboxes", arr));
 }
 
@@ -648,6 +686,22 @@ bool sandbox_uses_image(struct core *core, const char *image_id)
 
 /* ---- exec requests ------------------------------------------------------ */
 
+bool sandbox_exec_admissible(struct core *core, struct request *req)
+{
+        const struct tenant *caller = core->caller;
+        if (caller && caller->max_execs && sandbox_running_execs(core, caller->name) >= caller->max_execs) {
+                request_error(req, 429, "too_many_requests", "tenant %s has its maximum of %u running execs",
+                              caller->name, caller->max_execs);
+                return false;
+        }
+        if (sandbox_running_execs(core, NULL) >= core->cfg->max_running_execs) {
+                request_error(req, 503, "unavailable", "pboxd is running its maximum of %u execs; retry shortly",
+                              core->cfg->max_running_execs);
+                return false;
+        }
+        return true;
+}
+
 void sandbox_op_exec(struct core *core, struct request *req, const char *id, json_t *body)
 {
         struct sandbox *sb = sandbox_find(core, id);
@@ -660,6 +714,10 @@ void sandbox_op_exec(struct core *core, struct request *req, const char *id, jso
         if (sb->state != SB_RUNNING) {
                 exec_params_clear(&p);
                 return request_error(req, 409, "conflict", "sandbox %s is %s", sb->id, sb_state_names[sb->state]);
+        }
+        if (!sandbox_exec_admissible(core, req)) {
+                exec_params_clear(&p);
+                return;
         }
         sandbox_touch(sb);
         exec_start(core, sb, &p, req, wait, NULL, NULL);
@@ -818,6 +876,9 @@ static int sandbox_load_record(struct core *core, const char *id, struct sandbox
         json_get_int(j, "remove_after_ms", false, 0, INT64_MAX, &v, NULL);
         sb->remove_after_ms = (uint64_t) v;
         sb->remove_pending = v > 0;
+        const char *owner = NULL;
+        if (json_get_string(j, "tenant", false, &owner, NULL) == 0 && owner)
+                sb->tenant = util_xstrdup(owner);
         json_t *events = json_object_get(j, "events");
         sb->events = json_is_array(events) ? json_deep_copy(events) : json_array();
         sb->rootfs = util_xasprintf("%s/%s/rootfs", core->runtime_sandboxes, id);

@@ -26,6 +26,7 @@ struct sandbox {
         struct core *core;
         char id[25];
         char *name;
+        char *tenant;                   /* owner; NULL: made by the admin */
         char *image_ref;
         char *image_id;
         char *hostname;
@@ -59,7 +60,13 @@ struct sandbox {
         uint64_t remove_after_ms;       /* realtime: an expired sandbox is removed then */
 };
 
+/* Finds a sandbox the current caller may see (all, for the admin). */
 struct sandbox *sandbox_find(struct core *core, const char *id_or_name);
+bool sandbox_visible(const struct core *core, const struct sandbox *sb);
+/* Running execs in sandboxes of this tenant (NULL: in all sandboxes). */
+unsigned sandbox_running_execs(const struct core *core, const char *tenant);
+/* Quotas and backpressure for a new exec; answers req (429/503) when not. */
+bool sandbox_exec_admissible(struct core *core, struct request *req);
 /* Merge "K=V" lists; later entries replace earlier ones with the same key. */
 char **sandbox_env_merge(char **base, char **over);
 /* Called by exec.c when an exec ends: a pending removal may now proceed. */
