@@ -240,20 +240,26 @@ int config_load_file(struct pboxd_config *cfg, const char *path, struct pbox_err
         return config_parse_text(cfg, text, path, err);
 }
 
-int config_validate(const struct pboxd_config *cfg, struct pbox_error *err)
+int config_validate(struct pboxd_config *cfg, struct pbox_error *err)
 {
+        /* A default above its maximum is lowered to it. */
+        if (cfg->exec_timeout_ms > cfg->max_exec_timeout_ms)
+                cfg->exec_timeout_ms = cfg->max_exec_timeout_ms;
+        if (cfg->exec_grace_ms > cfg->max_grace_ms)
+                cfg->exec_grace_ms = cfg->max_grace_ms;
+        if (cfg->exec_output_bytes > cfg->max_output_bytes)
+                cfg->exec_output_bytes = cfg->max_output_bytes;
+        if (cfg->max_ttl_s && cfg->ttl_s > cfg->max_ttl_s)
+                cfg->ttl_s = cfg->max_ttl_s;
+        if (cfg->max_idle_timeout_s && cfg->idle_timeout_s > cfg->max_idle_timeout_s)
+                cfg->idle_timeout_s = cfg->max_idle_timeout_s;
         if (cfg->uid_base == 0 || cfg->gid_base == 0)
                 return pbox_error_set(err, EINVAL, "uid_base and gid_base must not be 0 (sandbox root must not be host root)");
         if (cfg->uid_count < 1 || (uint64_t) cfg->uid_base + cfg->uid_count > UINT32_MAX ||
             (uint64_t) cfg->gid_base + cfg->uid_count > UINT32_MAX)
                 return pbox_error_set(err, EINVAL, "uid_count must be at least 1 and the range must fit in 32 bits");
-        if (cfg->max_output_bytes < 1024 || cfg->exec_output_bytes < 1024 || cfg->exec_output_bytes > cfg->max_output_bytes)
-                return pbox_error_set(err, EINVAL, "exec_output_bytes must be at least 1024 and at most max_output_bytes");
-        if (cfg->exec_timeout_ms > cfg->max_exec_timeout_ms || cfg->exec_grace_ms > cfg->max_grace_ms)
-                return pbox_error_set(err, EINVAL, "exec_timeout_ms and exec_grace_ms must not exceed their maximums");
-        if ((cfg->max_ttl_s && cfg->ttl_s > cfg->max_ttl_s) ||
-            (cfg->max_idle_timeout_s && cfg->idle_timeout_s > cfg->max_idle_timeout_s))
-                return pbox_error_set(err, EINVAL, "ttl_s and idle_timeout_s must not exceed their maximums");
+        if (cfg->max_output_bytes < 1024 || cfg->exec_output_bytes < 1024)
+                return pbox_error_set(err, EINVAL, "exec_output_bytes and max_output_bytes must be at least 1024");
         if (cfg->max_json_body < 1024)
                 return pbox_error_set(err, EINVAL, "max_json_body must be at least 1024");
         if (cfg->max_execs_kept < 1)

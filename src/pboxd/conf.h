@@ -48,5 +48,6 @@ int config_set(struct pboxd_config *cfg, const char *key, const char *value, str
 /* Parse the text of a config file; origin names it in error messages. */
 int config_parse_text(struct pboxd_config *cfg, const char *text, const char *origin, struct pbox_error *err);
 int config_load_file(struct pboxd_config *cfg, const char *path, struct pbox_error *err);
-/* Cross-field checks after everything is set. */
-int config_validate(const struct pboxd_config *cfg, struct pbox_error *err);
+/* Cross-field checks after everything is set; defaults above their
+ * maximums are lowered to them. */
+int config_validate(struct pboxd_config *cfg, struct pbox_error *err);

@@ -358,7 +358,7 @@ static void init_exited(struct core *core, struct watch *w, uint32_t events)
         metrics_count_sandbox_end(reason);
         sandbox_event(sb, sb->stop_killed ? "killed" : "stopped",
                       sb->stop_killed ? "processes left after the grace period were killed" : "the sandbox stopped");
-        if (sb->remove_pending)
+        if (sb->remove_pending && sb->stop_cause)       /* expired: its record stays a while */
                 sb->remove_after_ms = sb->stopped_ms + (uint64_t) core->cfg->expired_keep_s * 1000;
         if (sb->pidns_fd >= 0) {
                 close(sb->pidns_fd);
