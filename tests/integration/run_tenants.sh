@@ -1,0 +1,136 @@
+#!/bin/sh
+# run_tenants.sh — one-shot runs (/v1/run), sandbox TTL / idle expiry and
+# keepalive, tenants (isolation, quotas, image allowlists, admin-only
+# operations), /healthz and /metrics, against a real pboxd.
+. "$PBOX_SRCDIR/tests/integration/lib.sh"
+pbox_test_init
+pboxd_start "expired_keep_s = 2"
+busybox_load
+
+# ---- /v1/run
+api_json POST /v1/run '{"image":"busybox",
+  "files":[{"path":"/work/build.sh","content":"echo built > /work/prog.out; echo compiling"},
+           {"path":"/work/prog.sh","content":"read n; echo \"n=$n\"; cat /work/prog.out; exit 4"},
+           {"path":"data.bin","content":"AAEC/w==","encoding":"base64"}],
+  "compile":{"argv":["sh","/work/build.sh"]},
+  "argv":["sh","-c","sh /work/prog.sh; s=$?; od -An -tx1 data.bin | tr -d \" \\n\" >&2; exit $s"],
+  "stdin":"42\n","timeout_ms":5000}'
+check_eq "run answers 200" 200 "$API_STATUS"
+check_eq "the compile step ran" "ok/compiling" "$(json_get '.compile.status + "/" + (.compile.stdout|rtrimstr("\n"))')"
+check_eq "the run step saw the files and stdin" "exit/4/n=42
+built" "$(json_get '.run.status + "/" + (.run.exit_code|tostring) + "/" + (.run.stdout|rtrimstr("\n"))')"
+check_eq "binary files arrive intact (relative paths in the working dir)" "000102ff" "$(json_get .run.stderr)"
+api_json POST /v1/run '{"image":"busybox","compile":{"argv":["sh","-c","echo syntax error >&2; exit 1"]},"argv":["true"]}'
+check_eq "a failed compile step: compile result, no run" "exit/null" "$(json_get '.compile.status + "/" + (.run|tostring)')"
+api_json POST /v1/run '{"image":"busybox","argv":["sh","-c","while :; do :; done"],"timeout_ms":400,"grace_ms":200}'
+check_eq "a spinning program times out" timeout "$(json_get .run.status)"
+check "... and its CPU time was counted" test "$(json_get .run.cpu_ms)" -gt 20
+api_json POST /v1/run '{"image":"busybox","files":[{"path":"/tmp/../../../../etc/pbox-escape","content":"x"}],"argv":["true"]}'
+check_eq "a file path with .. is refused" 400 "$API_STATUS"
+check "... and nothing reached the host" test ! -e /etc/pbox-escape
+api_json POST /v1/run '{"image":"busybox","files":[{"path":"/etc/passwd/x","content":"x"}],"argv":["true"]}'
+check_match "a path through a file is refused" '^4[0-9][0-9]$' "$API_STATUS"
+api_json POST /v1/run '{"image":"busybox","argv":["true"],"limits":{"memory":"64M"}}'
+check_eq "resource limits are refused until supported" 422 "$API_STATUS"
+api_call GET /v1/sandboxes
+check_eq "every run removed its sandbox" 0 "$(json_get '.sandboxes | length')"
+
+# ---- TTL, idle timeout, keepalive
+api_json POST /v1/sandboxes '{"image":"busybox","ttl_s":1}'
+TTL=$(json_get .id)
+check_match "a TTL shows as expires_at" '^20' "$(json_get .expires_at)"
+api_json POST /v1/sandboxes '{"image":"busybox","idle_timeout_s":2}'
+IDLE=$(json_get .id)
+api_json POST /v1/sandboxes '{"image":"busybox","idle_timeout_s":2}'
+KEPT=$(json_get .id)
+i=0
+while [ $i -lt 6 ]; do
+        sleep 0.5
+        api_call POST "/v1/sandboxes/$KEPT/keepalive"
+        i=$((i + 1))
+done
+check_eq "keepalive answers with the record" running "$(json_get .state)"
+api_call GET "/v1/sandboxes/$TTL"
+check_eq "the TTL sandbox was stopped on time" "stopped/ttl_expired" "$(json_get '.state + "/" + .stop_reason')"
+check_match "... and the event is in its record" 'ttl_expired' "$(json_get '[.events[].type] | join(" ")')"
+api_call GET "/v1/sandboxes/$IDLE"
+check_eq "the idle sandbox was stopped" "stopped/idle_expired" "$(json_get '.state + "/" + .stop_reason')"
+api_call GET "/v1/sandboxes/$KEPT"
+check_eq "the sandbox kept alive still runs" running "$(json_get .state)"
+wait_until 6 sh -c "curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $(cat "$PBOX_TOKEN_FILE")' '$PBOX_URL/v1/sandboxes/$TTL' | grep -q 404"
+api_call GET "/v1/sandboxes/$TTL"
+check_eq "an expired sandbox is removed after expired_keep_s" 404 "$API_STATUS"
+check "... with its state dir" test ! -e "$PBOXD_STATE/sandboxes/$TTL"
+api_call DELETE "/v1/sandboxes/$KEPT?force=true"
+
+# ---- tenants
+api_json POST /v1/tenants '{"name":"alice","max_sandboxes":1,"max_execs":1,"images":["busybox"]}'
+check_eq "the admin creates a tenant" 201 "$API_STATUS"
+ALICE=$(json_get .token)
+check_match "... and gets its token once" '^[0-9a-f]{64}$' "$ALICE"
+check "only a hash of the token is stored" sh -c "! grep -rq '$ALICE' '$PBOXD_STATE/tenants'"
+api_json POST /v1/tenants '{"name":"bob"}'
+BOB=$(json_get .token)
+as() { _as_tok=$1; shift; _as_m=$1; _as_p=$2; shift 2
+       API_STATUS=$(curl -sS --max-time 30 -o "$TEST_TMP/.as" -w '%{http_code}' -X "$_as_m" \
+               -H "Authorization: Bearer $_as_tok" "$@" "$PBOX_URL$_as_p"); API_BODY=$(cat "$TEST_TMP/.as"); }
+as "$ALICE" POST /v1/sandboxes -d '{"image":"busybox"}'
+check_eq "alice creates a sandbox" 201 "$API_STATUS"
+A_SB=$(json_get .id)
+check_eq "... owned by her" alice "$(json_get .tenant)"
+as "$ALICE" POST /v1/sandboxes -d '{"image":"busybox"}'
+check_eq "over her sandbox quota: 429" "429/too_many_requests" "$API_STATUS/$(json_get .error.code)"
+as "$BOB" GET "/v1/sandboxes/$A_SB"
+check_eq "bob cannot see alice's sandbox (404)" 404 "$API_STATUS"
+as "$BOB" POST "/v1/sandboxes/$A_SB/exec" -d '{"argv":["id"]}'
+check_eq "nor exec in it" 404 "$API_STATUS"
+as "$BOB" DELETE "/v1/sandboxes/$A_SB?force=true"
+check_eq "nor remove it" 404 "$API_STATUS"
+as "$BOB" GET /v1/sandboxes
+check_eq "bob's list is empty" 0 "$(json_get '.sandboxes | length')"
+api_call GET /v1/sandboxes
+check_eq "the admin sees alice's sandbox" 1 "$(json_get '.sandboxes | length')"
+as "$ALICE" POST "/v1/sandboxes/$A_SB/exec" -d '{"argv":["sleep","3"],"wait":false}'
+check_eq "alice starts an exec" 202 "$API_STATUS"
+as "$ALICE" POST "/v1/sandboxes/$A_SB/exec" -d '{"argv":["true"]}'
+check_eq "over her exec quota: 429" 429 "$API_STATUS"
+as "$BOB" POST /v1/images --data-binary "@$(busybox_image)"
+check_eq "a tenant cannot load images (403)" 403 "$API_STATUS"
+as "$BOB" POST /v1/tenants -d '{"name":"mallory"}'
+check_eq "nor create tenants" 403 "$API_STATUS"
+as "$BOB" GET /metrics
+check_eq "nor read metrics" 403 "$API_STATUS"
+api_json POST /v1/tenants '{"name":"carol","images":["sha256:0000000000000000000000000000000000000000000000000000000000000000"]}'
+CAROL=$(json_get .token)
+as "$CAROL" POST /v1/sandboxes -d '{"image":"busybox"}'
+check_eq "an image outside a tenant's allowlist is 404" 404 "$API_STATUS"
+as "$CAROL" GET /v1/images
+check_eq "... and not listed for it" 0 "$(json_get '.images | length')"
+as "0000000000000000000000000000000000000000000000000000000000000000" GET /v1/sandboxes
+check_eq "an unknown token is 401" 401 "$API_STATUS"
+api_call DELETE /v1/tenants/alice
+check_eq "a tenant with sandboxes cannot be removed" 409 "$API_STATUS"
+api_call DELETE "/v1/sandboxes/$A_SB?force=true"
+api_call DELETE /v1/tenants/alice
+check_eq "then it can" 200 "$API_STATUS"
+as "$ALICE" GET /v1/sandboxes
+check_eq "and its token no longer works" 401 "$API_STATUS"
+pboxd_restart
+as "$BOB" GET /v1/sandboxes
+check_eq "tenants survive a restart" 200 "$API_STATUS"
+
+# ---- health and metrics
+API_STATUS=$(curl -sS -o "$TEST_TMP/.h" -w '%{http_code}' "$PBOX_URL/healthz")
+check_eq "/healthz needs no token" 200 "$API_STATUS"
+check_eq "... and says ok" ok "$(jq -r .status "$TEST_TMP/.h")"
+check_match "... and names the cgroup controllers" '"controllers"' "$(cat "$TEST_TMP/.h")"
+api_call GET /metrics
+check_eq "/metrics answers" 200 "$API_STATUS"
+check_match "... sandboxes by state" '^pbox_sandboxes\{state="running"\}' "$API_BODY"
+check_match "... execs by status" '^pbox_execs_total\{status="timeout"\}' "$API_BODY"
+check_match "... a start latency histogram" '^pbox_sandbox_start_seconds_bucket' "$API_BODY"
+check_match "... requests by code" '^pbox_api_requests_total\{code="429"\}' "$API_BODY"
+
+pboxd_stop
+check_no_leaks "nothing left behind"
+done_testing
