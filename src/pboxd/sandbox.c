@@ -220,6 +220,8 @@ static int sandbox_save(struct sandbox *sb)
         json_object_set_new(j, "idle_timeout_s", json_integer(sb->idle_timeout_s));
         json_object_set_new(j, "last_activity_ms", json_integer((json_int_t) sb->last_activity_ms));
         json_object_set_new(j, "remove_after_ms", json_integer((json_int_t) sb->remove_after_ms));
+        if (sb->state == SB_STOPPING)
+                json_object_set_new(j, "stop_deadline_ms", json_integer((json_int_t) sb->stop_deadline_real_ms));
         json_object_set_new(j, "events", sb->events ? json_deep_copy(sb->events) : json_array());
         _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2));
         json_decref(j);
@@ -416,6 +418,7 @@ static void sandbox_begin_stop(struct sandbox *sb, uint32_t grace_ms, int sig)
         sb->stop_killed = false;
         exec_sandbox_stopping(sb);
         sb->stop_deadline_ms = util_now_ms() + grace_ms;
+        sb->stop_deadline_real_ms = util_realtime_ms() + grace_ms;
         sandbox_save(sb);
         if (grace_ms == 0) {
                 sb->stop_killed = true;
@@ -879,6 +882,9 @@ static int sandbox_load_record(struct core *core, const char *id, struct sandbox
         const char *owner = NULL;
         if (json_get_string(j, "tenant", false, &owner, NULL) == 0 && owner)
                 sb->tenant = util_xstrdup(owner);
+        v = 0;
+        json_get_int(j, "stop_deadline_ms", false, 0, INT64_MAX, &v, NULL);
+        sb->stop_deadline_real_ms = (uint64_t) v;
         json_t *events = json_object_get(j, "events");
         sb->events = json_is_array(events) ? json_deep_copy(events) : json_array();
         sb->rootfs = util_xasprintf("%s/%s/rootfs", core->runtime_sandboxes, id);
@@ -946,8 +952,17 @@ int sandbox_recover_all(struct core *core, struct pbox_error *err)
                 }
                 if (sb->state == SB_RUNNING || sb->state == SB_STOPPING) {
                         if (sandbox_adopt(core, sb)) {
+                                bool was_stopping = sb->state == SB_STOPPING;
                                 sb->state = SB_RUNNING;
                                 running++;
+                                if (was_stopping) {
+                                        /* A stop was under way: it goes on, on the same schedule. */
+                                        uint64_t now = util_realtime_ms();
+                                        uint64_t left = sb->stop_deadline_real_ms > now ? sb->stop_deadline_real_ms - now : 0;
+                                        log_notice("sandbox %s was stopping when pboxd stopped: stopping it (%llu ms left)",
+                                                   sb->id, (unsigned long long) left);
+                                        sandbox_begin_stop(sb, (uint32_t) (left > UINT32_MAX ? UINT32_MAX : left), SIGTERM);
+                                }
                         } else {
                                 if (sb->init_watch.fd >= 0) {
                                         close(sb->init_watch.fd);

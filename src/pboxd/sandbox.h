@@ -46,7 +46,8 @@ struct sandbox {
         int work_cgroup_fd;             /* <id>/work */
         char *rootfs;
         struct watch stop_tick;         /* timerfd while stopping */
-        uint64_t stop_deadline_ms;
+        uint64_t stop_deadline_ms;       /* monotonic */
+        uint64_t stop_deadline_real_ms;  /* realtime, persisted: a restart keeps the schedule */
         bool stop_killed;
         struct reqlist stop_waiters;
         struct reqlist remove_waiters;

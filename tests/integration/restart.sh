@@ -97,6 +97,21 @@ for id in "$A" "$C"; do
         api_call DELETE "/v1/sandboxes/$id"
         check_eq "sandbox $id removed" 200 "$API_STATUS"
 done
+# ---- 4. a stop cut short by kill -9 goes on after the restart, on schedule
+sandbox_create busybox || bail_out "cannot create a sandbox"
+D=$SANDBOX_ID
+pbox_exec "$D" sh -c 'sh -c "trap \"\" TERM; sleep 300" >/dev/null 2>&1 &'
+curl -s -o /dev/null --max-time 10 -H "Authorization: Bearer $(cat "$PBOX_TOKEN_FILE")" \
+        -d '{"grace_ms": 2500}' "$PBOX_URL/v1/sandboxes/$D/stop" &
+sleep 0.5
+kill -KILL "$PBOXD_PID" $(pgrep -x -P "$PBOXD_PID" pboxd) 2>/dev/null
+wait_until 5 eval "! _pid_alive $PBOXD_PID"
+pboxd_restart >/dev/null 2>&1
+wait_until 8 sh -c "curl -s -H 'Authorization: Bearer $(cat "$PBOX_TOKEN_FILE")' '$PBOX_URL/v1/sandboxes/$D' | jq -e '.state == \"stopped\"'"
+check_eq "a stop interrupted by kill -9 completes after the restart" "stopped/killed" "$(state_of "$D")"
+api_call DELETE "/v1/sandboxes/$D"
+check_eq "... and the sandbox is removed" 200 "$API_STATUS"
+
 api_call GET /v1/sandboxes
 check_eq "no sandbox is left" 0 "$(json_get '.sandboxes | length')"
 pboxd_stop
