@@ -4,9 +4,10 @@
  * socket driven by poll(2) so that every wait has a timeout and can be
  * interrupted, a bounded response parser (status line, headers,
  * Content-Length, chunked or read-to-close bodies, interim 1xx answers),
- * and uploads streamed from a file with sendfile(2) behind
+ * uploads streamed from a file with sendfile(2) behind
  * "Expect: 100-continue", watching for an early final answer (401, 413)
- * so that a refused upload stops at once. */
+ * so that a refused upload stops at once, and a Server-Sent Events reader
+ * (any framing, line ends anywhere, comments, bounded events). */
 #include "config.h"
 
 #include <ctype.h>
@@ -376,6 +377,13 @@ static int http_connect(const struct pbox_url *u, int *ret_fd, struct pbox_error
         return 0;
 }
 
+static void safe_close_conn(struct http_conn *c)
+{
+        if (c->fd >= 0)
+                close(c->fd);
+        c->fd = -1;
+}
+
 /* Reads more bytes into the buffer.  Returns the count, 0 at end of stream. */
 static int conn_fill(struct http_conn *c, struct pbox_error *err)
 {
@@ -447,6 +455,7 @@ struct http_head {
         bool chunked;
         bool has_length;
         uint64_t length;
+        bool event_stream;      /* Content-Type: text/event-stream */
 };
 
 static void trim_ows(char **s)
@@ -513,6 +522,9 @@ static int read_head(struct http_conn *c, struct http_head *h, struct pbox_error
                                 return bad_head(c, "conflicting Content-Length headers", err);
                         h->has_length = true;
                         h->length = v;
+                } else if (!strcasecmp(line, "Content-Type")) {
+                        h->event_stream = !strncasecmp(value, "text/event-stream", 17) &&
+                                          (value[17] == '\0' || value[17] == ';' || value[17] == ' ');
                 } else if (!strcasecmp(line, "Transfer-Encoding")) {
                         if (strcasecmp(value, "chunked") != 0 || h->chunked)
                                 return bad_head(c, "unsupported Transfer-Encoding", err);
@@ -769,8 +781,10 @@ static bool target_ok(const char *t)
         return true;
 }
 
-int pbox_http_do(const struct pbox_client *cl, const struct pbox_http_request *req,
-                 struct pbox_http_response *ret, struct pbox_error *err)
+/* Sends the request and reads up to the final response head; the caller
+ * reads the body from *ret_conn (and frees it, closing its fd). */
+static int http_start(const struct pbox_client *cl, const struct pbox_http_request *req, const char *accept,
+                      struct http_conn **ret_conn, struct http_head *ret_head, struct pbox_error *err)
 {
         if (!target_ok(req->target) || strspn(req->method, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(req->method))
                 return pbox_error_set(err, EINVAL, "invalid request line");
@@ -784,12 +798,12 @@ int pbox_http_do(const struct pbox_client *cl, const struct pbox_http_request *r
                 "%s %s HTTP/1.1\r\n"
                 "Host: %s\r\n"
                 "User-Agent: pbox/" PACKAGE_VERSION "\r\n"
-                "Accept: application/json\r\n"
+                "Accept: %s\r\n"
                 "Connection: close\r\n"
                 "%s%s%s"
                 "%s%s%s"
                 "%s",
-                req->method, req->target, cl->url.authority,
+                req->method, req->target, cl->url.authority, accept,
                 cl->token ? "Authorization: Bearer " : "", cl->token ? cl->token : "",
                 cl->token ? "\r\n" : "",
                 req->content_type ? "Content-Type: " : "", req->content_type ? req->content_type : "",
@@ -891,8 +905,31 @@ int pbox_http_do(const struct pbox_client *cl, const struct pbox_http_request *r
                         return bad_head(c, "too many interim responses", err);
         }
 
+        c->fd = TAKE_FD(fd);
+        *ret_conn = TAKE_PTR(c);
+        *ret_head = h;
+        return 0;
+}
+
+static void http_conn_free(struct http_conn *c)
+{
+        if (c) {
+                safe_close_conn(c);
+                free(c);
+        }
+}
+
+int pbox_http_do(const struct pbox_client *cl, const struct pbox_http_request *req,
+                 struct pbox_http_response *ret, struct pbox_error *err)
+{
+        struct http_conn *c = NULL;
+        struct http_head h;
+        int r = http_start(cl, req, "application/json", &c, &h, err);
+        if (r < 0)
+                return r;
         struct growbuf b = { 0 };
         r = read_body(c, &h, &b, err);
+        http_conn_free(c);
         if (r < 0) {
                 free(b.data);
                 return r;
@@ -1021,6 +1058,258 @@ int pbox_client_upload(const struct pbox_client *c, const char *target, int uplo
                 .timeout_ms = timeout_ms,
         };
         return call_common(c, &req, ret, ret_status, err);
+}
+
+int pbox_client_send(const struct pbox_client *c, const char *method, const char *target,
+                     const char *content_type, const void *body, size_t body_len, int timeout_ms,
+                     json_t **ret, int *ret_status, struct pbox_error *err)
+{
+        struct pbox_http_request req = {
+                .method = method,
+                .target = target,
+                .content_type = content_type,
+                .body = body,
+                .body_len = body_len,
+                .upload_fd = -1,
+                .timeout_ms = timeout_ms,
+        };
+        return call_common(c, &req, ret, ret_status, err);
+}
+
+/* ------------------------------------------------------- event streams */
+
+/* Where the body bytes of the stream come from. */
+enum sse_framing { SSE_CLOSE, SSE_LENGTH, SSE_CHUNKED };
+
+struct pbox_sse {
+        struct http_conn *conn;
+        enum sse_framing framing;
+        uint64_t left;          /* SSE_LENGTH: bytes left; SSE_CHUNKED: left in this chunk */
+        bool body_done;
+        bool skip_lf;           /* the last line ended with CR: a LF next belongs to it */
+        struct growbuf line;    /* the line being read */
+        struct growbuf data;    /* the data of the event being read */
+        bool has_data;
+        char event[64];         /* its type */
+        char out_event[64];     /* the event last returned: type ... */
+        char *out_data;         /* ... and data (owned) */
+};
+
+/* Next body byte(s): points *ret at up to max bytes in the connection
+ * buffer and returns how many (0 at the end of the body). */
+static int sse_body_bytes(struct pbox_sse *s, const char **ret, struct pbox_error *err)
+{
+        struct http_conn *c = s->conn;
+        if (s->body_done)
+                return 0;
+        if (s->framing == SSE_CHUNKED && s->left == 0) {
+                char line[1024];
+                int n = conn_read_line(c, line, sizeof line, err);
+                if (n < 0)
+                        return n;
+                if (n == 0) {   /* the CRLF after the previous chunk */
+                        n = conn_read_line(c, line, sizeof line, err);
+                        if (n < 0)
+                                return n;
+                }
+                uint64_t size = 0;
+                size_t i = 0;
+                for (; isxdigit((unsigned char) line[i]) && i < 16; i++) {
+                        char ch = (char) tolower((unsigned char) line[i]);
+                        size = size * 16 + (uint64_t) (isdigit((unsigned char) ch) ? ch - '0' : ch - 'a' + 10);
+                }
+                if (i == 0 || (line[i] != '\0' && line[i] != ';' && line[i] != ' ' && line[i] != '\t'))
+                        return bad_head(c, "bad chunk size", err);
+                if (size == 0) {
+                        s->body_done = true;    /* trailers are not read: the stream is over */
+                        return 0;
+                }
+                s->left = size;
+        }
+        if (s->framing != SSE_CLOSE && s->left == 0) {
+                s->body_done = true;
+                return 0;
+        }
+        if (c->pos == c->len) {
+                int r = conn_fill(c, err);
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        s->body_done = true;
+                        if (s->framing != SSE_CLOSE)
+                                return conn_closed(c, err);
+                        return 0;
+                }
+        }
+        size_t avail = c->len - c->pos;
+        if (s->framing != SSE_CLOSE && avail > s->left)
+                avail = (size_t) s->left;
+        *ret = c->buf + c->pos;
+        c->pos += avail;
+        if (s->framing != SSE_CLOSE)
+                s->left -= avail;
+        return (int) avail;
+}
+
+/* Handles one complete line (without its end).  Returns 1 when it ended
+ * an event (a blank line after data). */
+static int sse_line(struct pbox_sse *s, struct pbox_error *err)
+{
+        char *l = s->line.data ? s->line.data : (char *) "";
+        size_t len = s->line.len;
+        s->line.len = 0;
+        if (len == 0) {
+                if (!s->has_data) {
+                        s->event[0] = '\0';
+                        return 0;
+                }
+                return 1;
+        }
+        if (l[0] == ':')
+                return 0;       /* a comment: keep-alive */
+        char *colon = memchr(l, ':', len);
+        size_t nlen = colon ? (size_t) (colon - l) : len;
+        const char *v = colon ? colon + 1 : l + len;
+        size_t vlen = colon ? len - nlen - 1 : 0;
+        if (vlen > 0 && *v == ' ') {
+                v++;
+                vlen--;
+        }
+        if (nlen == 5 && !memcmp(l, "event", 5)) {
+                size_t n = vlen < sizeof s->event - 1 ? vlen : sizeof s->event - 1;
+                memcpy(s->event, v, n);
+                s->event[n] = '\0';
+        } else if (nlen == 4 && !memcmp(l, "data", 4)) {
+                int r = growbuf_reserve(&s->data, vlen + 1, err);
+                if (r < 0)
+                        return r;
+                if (s->has_data)
+                        s->data.data[s->data.len++] = '\n';
+                memcpy(s->data.data + s->data.len, v, vlen);
+                s->data.len += vlen;
+                s->data.data[s->data.len] = '\0';
+                s->has_data = true;
+        }
+        /* id, retry and unknown fields are ignored. */
+        return 0;
+}
+
+int pbox_sse_open(const struct pbox_client *cl, const char *target, int timeout_ms, struct pbox_sse **ret,
+                  int *ret_status, struct pbox_error *err)
+{
+        struct pbox_http_request req = {
+                .method = "GET",
+                .target = target,
+                .upload_fd = -1,
+                .timeout_ms = timeout_ms,
+        };
+        struct http_conn *c = NULL;
+        struct http_head h;
+        int r = http_start(cl, &req, "text/event-stream", &c, &h, err);
+        if (r < 0)
+                return r;
+        if (ret_status)
+                *ret_status = h.status;
+        if (h.status != 200 || !h.event_stream) {
+                struct growbuf b = { 0 };
+                r = read_body(c, &h, &b, err);
+                http_conn_free(c);
+                if (r < 0) {
+                        free(b.data);
+                        return r;
+                }
+                struct pbox_http_response resp = { .status = h.status, .body = b.data, .body_len = b.len };
+                if (h.status >= 200 && h.status <= 299)
+                        r = pbox_error_set(err, EPROTO, "bad response from %s: not an event stream",
+                                           cl->url.text);
+                else
+                        r = api_error(cl, &resp, err);
+                pbox_http_response_done(&resp);
+                return r;
+        }
+        struct pbox_sse *s = util_xcalloc(1, sizeof *s);
+        s->conn = c;
+        s->framing = h.chunked ? SSE_CHUNKED : h.has_length ? SSE_LENGTH : SSE_CLOSE;
+        s->left = h.chunked ? 0 : h.length;
+        *ret = s;
+        return 0;
+}
+
+int pbox_sse_next(struct pbox_sse *s, const char **ret_event, const char **ret_data, size_t *ret_len,
+                  struct pbox_error *err)
+{
+        free(s->out_data);
+        s->out_data = NULL;
+        for (;;) {
+                const char *p;
+                int n = sse_body_bytes(s, &p, err);
+                if (n < 0)
+                        return n;
+                if (n == 0)
+                        return 0;       /* an unfinished event is dropped, as the spec says */
+                size_t i = 0;
+                while (i < (size_t) n) {
+                        if (s->skip_lf) {
+                                s->skip_lf = false;
+                                if (p[i] == '\n') {
+                                        i++;
+                                        continue;
+                                }
+                        }
+                        /* A run of line bytes, then (maybe) its end. */
+                        size_t run = 0;
+                        while (i + run < (size_t) n && p[i + run] != '\n' && p[i + run] != '\r')
+                                run++;
+                        if (run > 0) {
+                                if (s->line.len + run > PBOX_SSE_MAX_EVENT)
+                                        return pbox_error_set(err, EFBIG, "event from %s larger than %zu MiB",
+                                                              s->conn->peer, (size_t) PBOX_SSE_MAX_EVENT >> 20);
+                                int r = growbuf_reserve(&s->line, run, err);
+                                if (r < 0)
+                                        return r;
+                                memcpy(s->line.data + s->line.len, p + i, run);
+                                s->line.len += run;
+                                i += run;
+                        }
+                        if (i == (size_t) n)
+                                break;
+                        s->skip_lf = p[i] == '\r';
+                        i++;
+                        int r = sse_line(s, err);
+                        if (r < 0)
+                                return r;
+                        if (s->data.len > PBOX_SSE_MAX_EVENT)
+                                return pbox_error_set(err, EFBIG, "event from %s larger than %zu MiB",
+                                                      s->conn->peer, (size_t) PBOX_SSE_MAX_EVENT >> 20);
+                        if (r == 0)
+                                continue;
+                        /* Dispatch; the rest of p stays for the next call. */
+                        size_t rest = (size_t) n - i;
+                        s->conn->pos -= rest;
+                        if (s->framing != SSE_CLOSE)
+                                s->left += rest;
+                        snprintf(s->out_event, sizeof s->out_event, "%s", s->event[0] ? s->event : "message");
+                        s->event[0] = '\0';
+                        s->out_data = s->data.data;
+                        *ret_event = s->out_event;
+                        *ret_data = s->out_data;
+                        *ret_len = s->data.len;
+                        s->data = (struct growbuf) { 0 };
+                        s->has_data = false;
+                        return 1;
+                }
+        }
+}
+
+void pbox_sse_close(struct pbox_sse *s)
+{
+        if (!s)
+                return;
+        http_conn_free(s->conn);
+        free(s->line.data);
+        free(s->data.data);
+        free(s->out_data);
+        free(s);
 }
 
 void pbox_client_done(struct pbox_client *c)

@@ -1,8 +1,8 @@
 /* client.h — the HTTP side of the pbox CLI: the server URL and the bearer
  * token, percent-encoding of path segments, one HTTP/1.1 exchange per TCP
  * connection (Content-Length and chunked bodies, uploads streamed from a
- * file, idle timeouts), and the JSON call that turns the API's error
- * objects into one-line messages.  Everything the server sends is treated
+ * file, idle timeouts), the JSON call that turns the API's error objects
+ * into one-line messages, and a reader of Server-Sent Event streams.  Everything the server sends is treated
  * as untrusted: sizes are bounded and text meant for a terminal is
  * sanitised.  Nothing here prints or exits. */
 #pragma once
@@ -103,5 +103,37 @@ int pbox_client_call(const struct pbox_client *c, const char *method, const char
 int pbox_client_upload(const struct pbox_client *c, const char *target, int upload_fd,
                        uint64_t upload_len, int timeout_ms, json_t **ret, int *ret_status,
                        struct pbox_error *err);
+
+/* Like pbox_client_call with a body of any type: body_len bytes of body
+ * sent with Content-Type content_type (NULL: none). */
+int pbox_client_send(const struct pbox_client *c, const char *method, const char *target,
+                     const char *content_type, const void *body, size_t body_len, int timeout_ms,
+                     json_t **ret, int *ret_status, struct pbox_error *err);
+
+/* Server-Sent Events (GET of an event stream, text/event-stream).  The
+ * parser follows the HTML living standard's rules: lines end with LF, CRLF
+ * or CR, anywhere in the byte stream; "event:" sets the type, "data:" lines
+ * are joined with LF, a blank line dispatches, lines starting with ':' are
+ * comments (keep-alives), other fields are ignored.  An event's data is at
+ * most PBOX_SSE_MAX_EVENT bytes. */
+#define PBOX_SSE_MAX_EVENT ((size_t) 32 << 20)
+
+struct pbox_sse;
+
+/* Opens the stream at target.  A non-2xx answer is -PBOX_EAPI with the
+ * server's message, as for pbox_client_call (*ret_status, may be NULL,
+ * gets the HTTP status whenever one arrived); a 2xx answer that is not an
+ * event stream is -EPROTO.  timeout_ms bounds each silence
+ * (PBOX_TIMEOUT_NONE: none; TCP keepalive still notices a dead peer). */
+int pbox_sse_open(const struct pbox_client *c, const char *target, int timeout_ms, struct pbox_sse **ret,
+                  int *ret_status, struct pbox_error *err);
+
+/* The next event: 1 with its type ("message" if none was given) and its
+ * data (NUL-terminated, *ret_len bytes), both valid until the next call;
+ * 0 when the server ended the stream (an unfinished event is dropped);
+ * negative on errors (-EINTR when pbox_client_interrupted is set). */
+int pbox_sse_next(struct pbox_sse *s, const char **ret_event, const char **ret_data, size_t *ret_len,
+                  struct pbox_error *err);
+void pbox_sse_close(struct pbox_sse *s);
 
 void pbox_client_done(struct pbox_client *c);

@@ -14,6 +14,8 @@
  * docker), 1 for everything else. */
 #define PBOX_EXIT_FAILURE 1
 #define PBOX_EXIT_EXEC_FAILURE 125
+/* Exit status of exec and run when the command timed out (like timeout(1)). */
+#define PBOX_EXIT_TIMEOUT 124
 
 struct pbox_cli {
         const char *url_opt;           /* --url */
@@ -41,6 +43,6 @@ extern const size_t pbox_cmds_count;
 /* Prints "Usage: ..." and the options of cmd to f. */
 void pbox_cmd_help(const struct pbox_cmd *cmd, FILE *f);
 
-/* Parses a duration: digits followed by "ms", "s" or "m"; a bare number is
- * seconds.  Returns milliseconds (at most INT32_MAX) or -EINVAL/-ERANGE. */
+/* Parses a duration: digits followed by "ms", "s", "m" or "h"; a bare number
+ * is seconds.  Returns milliseconds (at most INT32_MAX) or -EINVAL/-ERANGE. */
 int pbox_parse_duration(const char *s, int64_t *ret_ms);

@@ -23,6 +23,27 @@
  * alone, and it cannot fail the start in a way we could see before threads
  * run.  Any port works this way, including ports < 1024.
  *
+ * Routes (api_paths, api_routes) map method + path to a privsep op; path
+ * parameters ({id}, {eid}, {name}, {ref}) and the route's query parameters
+ * become string args, checked for shape only.  /healthz forwards no token
+ * (the core answers it unauthenticated).  Raw bodies (image uploads, file
+ * and archive uploads, streamed stdin) go through a sealed memfd, bounded
+ * by max_image_body; JSON bodies through memory, bounded by max_json_body.
+ * Answers carry the core's content type (downloads, metrics) and, on 503,
+ * its Retry-After.
+ *
+ * Event streams (exec.events): when the core's first answer says
+ * "stream", the worker writes the head (no length, Connection: close) and
+ * then passes every chunk through as it arrives, until the core's "end",
+ * the core closing the channel, the client hanging up (seen on the
+ * connection's socket, found by its addresses since civetweb does not
+ * expose it; failing that, by the next write: a comment line every 15 s
+ * keeps quiet streams written), or the api stopping (the shutdown
+ * shuts down both the channel and the client socket, so no worker stays
+ * blocked).  Closing the channel tells the core to stop.  Each stream
+ * holds a worker, so at most api_threads minus a quarter of them (at
+ * least one kept free) are open at once; more get 503 with Retry-After.
+ *
  * Every request goes through the begin_request callback, which civetweb
  * calls before any of its own request processing (authentication, file
  * serving, CGI, websocket upgrade, CORS preflight): none of that is
@@ -33,10 +54,12 @@
 
 #include <civetweb.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <jansson.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -66,8 +89,11 @@
 
 #define API_MAX_TOKEN 1024
 #define API_MAX_PARAM 255
+#define API_MAX_TEXT_PARAM 4096
 #define API_MAX_ID 128
 #define API_IO_CHUNK (64 * 1024)
+/* An event stream quiet for this long gets an SSE comment line. */
+#define API_STREAM_PING_MS 15000
 /* After an error sent before the request body was read, read and discard
  * at most this much so that the client sees the answer instead of a reset. */
 #define API_DRAIN_MAX (8u << 20)
@@ -111,46 +137,90 @@ enum api_body {
         API_BODY_UPLOAD,        /* raw bytes streamed into a memfd */
 };
 
-enum api_param {
-        API_PARAM_NONE,
-        API_PARAM_ID,           /* [A-Za-z0-9][A-Za-z0-9_.-]{0,127}, raw */
-        API_PARAM_REF,          /* URL-decoded, printable ASCII, <= 255 */
+/* Path shapes: literal segments and parameter segments written "{name}".
+ * The parameter's name says how it is checked and is its key in args:
+ *   {id}    sandbox id or name, [A-Za-z0-9][A-Za-z0-9_.-]{0,127}, raw
+ *   {eid}   exec id, [a-f0-9]{16}, raw
+ *   {name}  tenant name, like {id}
+ *   {ref}   image reference, URL-decoded, printable ASCII, <= 255 bytes */
+#define API_MAX_SEGS 7
+#define API_MAX_PATH_PARAMS 2
+
+enum api_path_id {
+        P_IMAGES, P_IMAGE, P_SANDBOXES, P_SANDBOX, P_EXEC, P_STOP, P_EXECS, P_EXEC_ONE,
+        P_EXEC_EVENTS, P_EXEC_STDIN, P_EXEC_KILL, P_KEEPALIVE, P_FILES, P_LS, P_ARCHIVE,
+        P_RUN, P_TENANTS, P_TENANT, P_HEALTHZ, P_METRICS,
 };
 
-/* A path shape: literal segments and at most one parameter segment. */
-struct api_path {
-        const char *segs[4];    /* NULL-terminated; "{}" marks the parameter */
-        enum api_param param;
-        const char *param_name; /* key in args */
+static const char *const api_paths[][API_MAX_SEGS] = {
+        [P_IMAGES] = { "v1", "images" },
+        [P_IMAGE] = { "v1", "images", "{ref}" },
+        [P_SANDBOXES] = { "v1", "sandboxes" },
+        [P_SANDBOX] = { "v1", "sandboxes", "{id}" },
+        [P_EXEC] = { "v1", "sandboxes", "{id}", "exec" },
+        [P_STOP] = { "v1", "sandboxes", "{id}", "stop" },
+        [P_EXECS] = { "v1", "sandboxes", "{id}", "execs" },
+        [P_EXEC_ONE] = { "v1", "sandboxes", "{id}", "execs", "{eid}" },
+        [P_EXEC_EVENTS] = { "v1", "sandboxes", "{id}", "execs", "{eid}", "events" },
+        [P_EXEC_STDIN] = { "v1", "sandboxes", "{id}", "execs", "{eid}", "stdin" },
+        [P_EXEC_KILL] = { "v1", "sandboxes", "{id}", "execs", "{eid}", "kill" },
+        [P_KEEPALIVE] = { "v1", "sandboxes", "{id}", "keepalive" },
+        [P_FILES] = { "v1", "sandboxes", "{id}", "files" },
+        [P_LS] = { "v1", "sandboxes", "{id}", "ls" },
+        [P_ARCHIVE] = { "v1", "sandboxes", "{id}", "archive" },
+        [P_RUN] = { "v1", "run" },
+        [P_TENANTS] = { "v1", "tenants" },
+        [P_TENANT] = { "v1", "tenants", "{name}" },
+        [P_HEALTHZ] = { "healthz" },
+        [P_METRICS] = { "metrics" },
 };
 
-static const struct api_path api_paths[] = {
-        { { "v1", "images", NULL }, API_PARAM_NONE, NULL },
-        { { "v1", "images", "{}", NULL }, API_PARAM_REF, "ref" },
-        { { "v1", "sandboxes", NULL }, API_PARAM_NONE, NULL },
-        { { "v1", "sandboxes", "{}", NULL }, API_PARAM_ID, "id" },
-        { { "v1", "sandboxes", "{}", "exec" }, API_PARAM_ID, "id" },
-        { { "v1", "sandboxes", "{}", "stop" }, API_PARAM_ID, "id" },
+enum {
+        API_F_NO_AUTH = 1 << 0, /* no token is forwarded (the core decides) */
+        API_F_STREAM = 1 << 1,  /* the core may answer with an event stream */
 };
+
+#define API_MAX_QUERY 6
 
 struct api_route {
-        size_t path;            /* index into api_paths */
+        enum api_path_id path;
         const char *method;
         enum api_op op;
         enum api_body body;
-        const char *query[2];   /* allowed query parameters, NULL-terminated */
+        const char *query[API_MAX_QUERY];  /* allowed query parameters, NULL-terminated */
+        const char *required;              /* a query parameter that must be present */
+        unsigned flags;
 };
 
 static const struct api_route api_routes[] = {
-        { 0, "GET", API_OP_IMAGE_LIST, API_BODY_NONE, { NULL } },
-        { 0, "POST", API_OP_IMAGE_LOAD, API_BODY_UPLOAD, { "name", NULL } },
-        { 1, "DELETE", API_OP_IMAGE_REMOVE, API_BODY_NONE, { NULL } },
-        { 2, "GET", API_OP_SANDBOX_LIST, API_BODY_NONE, { NULL } },
-        { 2, "POST", API_OP_SANDBOX_CREATE, API_BODY_JSON, { NULL } },
-        { 3, "GET", API_OP_SANDBOX_GET, API_BODY_NONE, { NULL } },
-        { 3, "DELETE", API_OP_SANDBOX_REMOVE, API_BODY_NONE, { "force", NULL } },
-        { 4, "POST", API_OP_SANDBOX_EXEC, API_BODY_JSON, { NULL } },
-        { 5, "POST", API_OP_SANDBOX_STOP, API_BODY_JSON, { NULL } },
+        { P_IMAGES, "GET", API_OP_IMAGE_LIST, API_BODY_NONE, { NULL }, NULL, 0 },
+        { P_IMAGES, "POST", API_OP_IMAGE_LOAD, API_BODY_UPLOAD, { "name", NULL }, NULL, 0 },
+        { P_IMAGE, "DELETE", API_OP_IMAGE_REMOVE, API_BODY_NONE, { NULL }, NULL, 0 },
+        { P_SANDBOXES, "GET", API_OP_SANDBOX_LIST, API_BODY_NONE, { NULL }, NULL, 0 },
+        { P_SANDBOXES, "POST", API_OP_SANDBOX_CREATE, API_BODY_JSON, { NULL }, NULL, 0 },
+        { P_SANDBOX, "GET", API_OP_SANDBOX_GET, API_BODY_NONE, { NULL }, NULL, 0 },
+        { P_SANDBOX, "DELETE", API_OP_SANDBOX_REMOVE, API_BODY_NONE, { "force", NULL }, NULL, 0 },
+        { P_EXEC, "POST", API_OP_SANDBOX_EXEC, API_BODY_JSON, { NULL }, NULL, 0 },
+        { P_STOP, "POST", API_OP_SANDBOX_STOP, API_BODY_JSON, { NULL }, NULL, 0 },
+        { P_EXECS, "GET", API_OP_EXEC_LIST, API_BODY_NONE, { NULL }, NULL, 0 },
+        { P_EXEC_ONE, "GET", API_OP_EXEC_GET, API_BODY_NONE, { NULL }, NULL, 0 },
+        { P_EXEC_EVENTS, "GET", API_OP_EXEC_EVENTS, API_BODY_NONE, { NULL }, NULL, API_F_STREAM },
+        { P_EXEC_STDIN, "POST", API_OP_EXEC_STDIN, API_BODY_UPLOAD, { "close", NULL }, NULL, 0 },
+        { P_EXEC_KILL, "POST", API_OP_EXEC_KILL, API_BODY_JSON, { NULL }, NULL, 0 },
+        { P_KEEPALIVE, "POST", API_OP_SANDBOX_KEEPALIVE, API_BODY_JSON, { NULL }, NULL, 0 },
+        { P_FILES, "PUT", API_OP_FILES_PUT, API_BODY_UPLOAD, { "path", "mode", "uid", "gid", "mkdirs", NULL },
+          "path", 0 },
+        { P_FILES, "GET", API_OP_FILES_GET, API_BODY_NONE, { "path", NULL }, "path", 0 },
+        { P_LS, "GET", API_OP_FILES_LIST, API_BODY_NONE, { "path", NULL }, "path", 0 },
+        { P_ARCHIVE, "PUT", API_OP_ARCHIVE_PUT, API_BODY_UPLOAD, { "path", "uid", "gid", "mkdirs", NULL },
+          "path", 0 },
+        { P_ARCHIVE, "GET", API_OP_ARCHIVE_GET, API_BODY_NONE, { "path", NULL }, "path", 0 },
+        { P_RUN, "POST", API_OP_RUN, API_BODY_JSON, { NULL }, NULL, 0 },
+        { P_TENANTS, "GET", API_OP_TENANT_LIST, API_BODY_NONE, { NULL }, NULL, 0 },
+        { P_TENANTS, "POST", API_OP_TENANT_CREATE, API_BODY_JSON, { NULL }, NULL, 0 },
+        { P_TENANT, "DELETE", API_OP_TENANT_REMOVE, API_BODY_NONE, { NULL }, NULL, 0 },
+        { P_HEALTHZ, "GET", API_OP_HEALTH, API_BODY_NONE, { NULL }, NULL, API_F_NO_AUTH },
+        { P_METRICS, "GET", API_OP_METRICS, API_BODY_NONE, { NULL }, NULL, 0 },
 };
 
 /* ---- process state -------------------------------------------------------- */
@@ -167,6 +237,9 @@ struct api_ctx {
         atomic_bool stopping;
         atomic_bool core_gone;
         atomic_bool dropped;
+        int max_streams;                /* event streams open at once (each holds a worker) */
+        atomic_int n_streams;
+        int *stream_socks;              /* their client sockets, -1 = free; under inflight_lock */
 };
 
 /* ---- HTTP responses -------------------------------------------------------- */
@@ -221,6 +294,7 @@ static const char *api_slug(int status)
         case 409: return "conflict";
         case 413: return "payload_too_large";
         case 422: return "unprocessable";
+        case 429: return "too_many_requests";
         case 503: return "unavailable";
         default: break;
         }
@@ -272,10 +346,46 @@ static void api_drain(struct api_req *rq)
         free(buf);
 }
 
+/* Write body_len bytes from body, or from body_fd (with pread) when it is
+ * >= 0.  tail, if not NULL, gets the last two bytes written (shifted in).
+ * Returns false when the client cannot take them all. */
+static bool api_write_body(struct mg_connection *conn, const void *body, uint64_t body_len, int body_fd,
+                           char tail[2])
+{
+        if (body_len == 0)
+                return true;
+        if (body_fd < 0) {
+                if (mg_write(conn, body, (size_t) body_len) != (int) body_len)
+                        return false;
+                const char *b = body;
+                if (tail) {
+                        tail[0] = body_len >= 2 ? b[body_len - 2] : tail[1];
+                        tail[1] = b[body_len - 1];
+                }
+                return true;
+        }
+        _cleanup_free_ char *buf = util_xmalloc(API_IO_CHUNK);
+        uint64_t off = 0;
+        while (off < body_len) {
+                size_t want = body_len - off < API_IO_CHUNK ? (size_t) (body_len - off) : API_IO_CHUNK;
+                ssize_t n = pread(body_fd, buf, want, (off_t) off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0 || mg_write(conn, buf, (size_t) n) != (int) n)
+                        return false;
+                if (tail) {
+                        tail[0] = n >= 2 ? buf[n - 2] : tail[1];
+                        tail[1] = buf[n - 1];
+                }
+                off += (uint64_t) n;
+        }
+        return true;
+}
+
 /* Write a complete response: status line, headers, body (from memory, or
  * from body_fd with pread).  Returns the status for civetweb's log. */
-static int api_send(struct api_req *rq, int status, const char *extra_headers, const void *body,
-                    uint64_t body_len, int body_fd)
+static int api_send(struct api_req *rq, int status, const char *content_type, const char *extra_headers,
+                    const void *body, uint64_t body_len, int body_fd)
 {
         struct mg_connection *conn = rq->conn;
         const struct mg_request_info *ri = rq->ri;
@@ -309,40 +419,22 @@ static int api_send(struct api_req *rq, int status, const char *extra_headers, c
         mg_printf(conn,
                   "HTTP/%s %d %s\r\n"
                   "Date: %s\r\n"
-                  "Content-Type: application/json\r\n"
+                  "Content-Type: %s\r\n"
                   "Content-Length: %llu\r\n"
                   "Cache-Control: no-store\r\n"
                   "X-Content-Type-Options: nosniff\r\n"
                   "%s"
                   "Connection: %s\r\n"
                   "\r\n",
-                  version, status, api_reason(status), date, (unsigned long long) body_len,
+                  version, status, api_reason(status), date,
+                  content_type ? content_type : "application/json", (unsigned long long) body_len,
                   extra_headers ? extra_headers : "", rq->close ? "close" : "keep-alive");
 
         bool head = ri && ri->request_method && strcmp(ri->request_method, "HEAD") == 0;
-        if (!head && body_len > 0) {
-                if (body_fd < 0) {
-                        if (mg_write(conn, body, (size_t) body_len) != (int) body_len)
-                                mg_disable_connection_keep_alive(conn);
-                } else {
-                        char *buf = util_xmalloc(API_IO_CHUNK);
-                        uint64_t off = 0;
-                        while (off < body_len) {
-                                size_t want = body_len - off < API_IO_CHUNK ? (size_t) (body_len - off) : API_IO_CHUNK;
-                                ssize_t n = pread(body_fd, buf, want, (off_t) off);
-                                if (n < 0 && errno == EINTR)
-                                        continue;
-                                if (n <= 0 || mg_write(conn, buf, (size_t) n) != (int) n) {
-                                        /* Cannot finish the promised length: the
-                                         * connection must not be reused. */
-                                        mg_disable_connection_keep_alive(conn);
-                                        break;
-                                }
-                                off += (uint64_t) n;
-                        }
-                        free(buf);
-                }
-        }
+        if (!head && !api_write_body(conn, body, body_len, body_fd, NULL))
+                /* Cannot finish the promised length: the connection
+                 * must not be reused. */
+                mg_disable_connection_keep_alive(conn);
         if (drain)
                 api_drain(rq);
         return status;
@@ -366,7 +458,7 @@ static int api_error(struct api_req *rq, int status, const char *extra_headers, 
         if (!j)
                 abort();
         _cleanup_free_ char *text = json_dump_compact(j);
-        return api_send(rq, status, extra_headers, text, strlen(text), -1);
+        return api_send(rq, status, NULL, extra_headers, text, strlen(text), -1);
 }
 
 /* ---- request parsing ------------------------------------------------------- */
@@ -410,20 +502,42 @@ static char *decode_param(const char *src, size_t len, bool form)
         return out;
 }
 
+/* A parameter segment of a matched path, still raw (undecoded). */
+struct api_path_param {
+        const char *name;       /* the segment in api_paths: "{id}", "{eid}", ... */
+        const char *raw;
+        size_t len;
+};
+
+/* Decode a query value that is text (a file path): URL-decoded, valid
+ * UTF-8 without NUL, at most API_MAX_TEXT_PARAM bytes.  NULL if not. */
+static char *decode_text_param(const char *src, size_t len)
+{
+        if (len > 3 * API_MAX_TEXT_PARAM)
+                return NULL;
+        char *out = util_xmalloc(len + 1);
+        int n = mg_url_decode(src, (int) len, out, (int) len + 1, 1);
+        if (n < 0 || (size_t) n > API_MAX_TEXT_PARAM || memchr(out, '\0', (size_t) n) ||
+            !util_utf8_valid(out, (size_t) n)) {
+                free(out);
+                return NULL;
+        }
+        return out;
+}
+
 /* Match the raw (undecoded) path against api_paths.  Returns the index, or
- * -1; *param and *param_len get the raw parameter segment. */
-static int match_path(const char *path, const char **param, size_t *param_len)
+ * -1; params gets the parameter segments in order (unused ones NULL). */
+static int match_path(const char *path, struct api_path_param params[API_MAX_PATH_PARAMS])
 {
         if (path[0] != '/')
                 return -1;
         for (size_t i = 0; i < ARRAY_SIZE(api_paths); i++) {
-                const struct api_path *ap = &api_paths[i];
+                const char *const *segs = api_paths[i];
+                struct api_path_param pv[API_MAX_PATH_PARAMS] = { { 0 } };
+                size_t np = 0;
                 const char *p = path;
-                const char *pv = NULL;
-                size_t pl = 0;
                 bool ok = true;
-                size_t k;
-                for (k = 0; k < ARRAY_SIZE(ap->segs) && ap->segs[k]; k++) {
+                for (size_t k = 0; k < API_MAX_SEGS && segs[k]; k++) {
                         if (*p != '/') {
                                 ok = false;
                                 break;
@@ -433,25 +547,59 @@ static int match_path(const char *path, const char **param, size_t *param_len)
                         while (*p && *p != '/')
                                 p++;
                         size_t sl = (size_t) (p - s);
-                        if (strcmp(ap->segs[k], "{}") == 0) {
-                                if (sl == 0) {
+                        if (segs[k][0] == '{') {
+                                if (sl == 0 || np == API_MAX_PATH_PARAMS) {
                                         ok = false;
                                         break;
                                 }
-                                pv = s;
-                                pl = sl;
-                        } else if (sl != strlen(ap->segs[k]) || memcmp(s, ap->segs[k], sl) != 0) {
+                                pv[np++] = (struct api_path_param) { segs[k], s, sl };
+                        } else if (sl != strlen(segs[k]) || memcmp(s, segs[k], sl) != 0) {
                                 ok = false;
                                 break;
                         }
                 }
                 if (ok && *p == '\0') {
-                        *param = pv;
-                        *param_len = pl;
+                        memcpy(params, pv, sizeof pv);
                         return (int) i;
                 }
         }
         return -1;
+}
+
+/* Check one path parameter and add it to args.  Returns 0 or an HTTP
+ * status with *msg set. */
+static int path_param(const struct api_path_param *pp, json_t *args, char *msg, size_t msgsz)
+{
+        if (!strcmp(pp->name, "{ref}")) {
+                _cleanup_free_ char *ref = decode_param(pp->raw, pp->len, false);
+                if (!ref) {
+                        snprintf(msg, msgsz, "invalid image reference (printable ASCII without spaces, "
+                                 "at most %d bytes)", API_MAX_PARAM);
+                        return 400;
+                }
+                json_object_set_new(args, "ref", json_string(ref));
+                return 0;
+        }
+        if (!strcmp(pp->name, "{eid}")) {
+                bool ok = pp->len == 16;
+                for (size_t i = 0; ok && i < pp->len; i++)
+                        ok = (pp->raw[i] >= '0' && pp->raw[i] <= '9') || (pp->raw[i] >= 'a' && pp->raw[i] <= 'f');
+                if (!ok) {
+                        snprintf(msg, msgsz, "invalid exec id (16 lowercase hex digits)");
+                        return 400;
+                }
+                json_object_set_new(args, "eid", json_stringn(pp->raw, pp->len));
+                return 0;
+        }
+        bool tenant = !strcmp(pp->name, "{name}");
+        if (!tenant && strcmp(pp->name, "{id}") != 0)
+                abort();        /* a typo in api_paths */
+        if (!valid_id(pp->raw, pp->len)) {
+                snprintf(msg, msgsz, tenant ? "invalid tenant name" : "invalid sandbox id or name");
+                return 400;
+        }
+        json_object_set_new(args, tenant ? "name" : "id", json_stringn(pp->raw, pp->len));
+        return 0;
 }
 
 /* How often does header name occur (civetweb keeps the first 64)? */
@@ -488,9 +636,7 @@ static char *bearer_token(const char *h)
  * parameters, each once.  Returns 0 or an HTTP status with *msg set. */
 static int parse_query(const char *qs, const struct api_route *rt, json_t *args, char *msg, size_t msgsz)
 {
-        if (!qs || !*qs)
-                return 0;
-        const char *p = qs;
+        const char *p = qs ? qs : "";
         while (*p) {
                 const char *s = p;
                 while (*p && *p != '&')
@@ -519,14 +665,24 @@ static int parse_query(const char *qs, const struct api_route *rt, json_t *args,
                         snprintf(msg, msgsz, "query parameter '%s' given twice", key);
                         return 400;
                 }
-                _cleanup_free_ char *val = eq ? decode_param(eq + 1, (size_t) (e - eq - 1), true)
-                                              : util_xstrdup("");
+                bool text = !strcmp(key, "path");
+                _cleanup_free_ char *val = !eq ? util_xstrdup("")
+                        : text ? decode_text_param(eq + 1, (size_t) (e - eq - 1))
+                               : decode_param(eq + 1, (size_t) (e - eq - 1), true);
                 if (!val) {
-                        snprintf(msg, msgsz, "invalid value for query parameter '%s' (printable ASCII "
-                                 "without spaces, at most %d bytes)", key, API_MAX_PARAM);
+                        if (text)
+                                snprintf(msg, msgsz, "invalid value for query parameter '%s' (UTF-8 without "
+                                         "NUL, at most %d bytes)", key, API_MAX_TEXT_PARAM);
+                        else
+                                snprintf(msg, msgsz, "invalid value for query parameter '%s' (printable "
+                                         "ASCII without spaces, at most %d bytes)", key, API_MAX_PARAM);
                         return 400;
                 }
                 json_object_set_new(args, key, json_string(val));
+        }
+        if (rt->required && !json_object_get(args, rt->required)) {
+                snprintf(msg, msgsz, "query parameter '%s' is required", rt->required);
+                return 400;
         }
         return 0;
 }
@@ -681,16 +837,21 @@ static void inflight_close(struct api_ctx *ctx, int fd)
 static void inflight_shutdown_all(struct api_ctx *ctx)
 {
         pthread_mutex_lock(&ctx->inflight_lock);
-        for (size_t i = 0; i < ctx->n_inflight; i++)
+        for (size_t i = 0; i < ctx->n_inflight; i++) {
                 if (ctx->inflight[i] >= 0)
                         shutdown(ctx->inflight[i], SHUT_RDWR);
+                /* A stream's worker may be blocked writing to a client
+                 * that does not read: make that write fail now. */
+                if (ctx->stream_socks[i] >= 0)
+                        shutdown(ctx->stream_socks[i], SHUT_RDWR);
+        }
         pthread_mutex_unlock(&ctx->inflight_lock);
 }
 
 /* One request/response exchange on a fresh request channel.  Returns 0, or
  * an HTTP status (500/503) with *msg set. */
 static int api_exchange(struct api_ctx *ctx, const char *meta, const char *body, size_t body_len,
-                        int body_fd, struct privsep_msg *resp, char *msg, size_t msgsz)
+                        int body_fd, struct privsep_msg *resp, int *ret_chan, char *msg, size_t msgsz)
 {
         struct pbox_error err = PBOX_ERROR_INIT;
         int sv[2];
@@ -727,6 +888,11 @@ static int api_exchange(struct api_ctx *ctx, const char *meta, const char *body,
         r = privsep_send(mine, meta, body, body_len, body_fd, &err);
         if (r >= 0)
                 r = privsep_recv(mine, resp, &err);
+        if (r >= 0 && ret_chan) {
+                /* The caller reads on (a stream) and closes it. */
+                *ret_chan = mine;
+                return 0;
+        }
         inflight_close(ctx, mine);
         if (r < 0) {
                 if (r == -EPIPE || r == -ECONNRESET || r == -ENOTCONN) {
@@ -749,7 +915,234 @@ static int api_exchange(struct api_ctx *ctx, const char *meta, const char *body,
         return 0;
 }
 
+/* ---- event streams ------------------------------------------------------- */
+
+/* Each open event stream holds a civetweb worker thread for as long as the
+ * client listens.  At most max_streams of them run at once, so that some
+ * workers are always left for ordinary requests: api_threads minus a
+ * quarter of them (at least one).  More get 503 with Retry-After. */
+static int api_max_streams(int threads)
+{
+        int reserve = threads / 4 > 1 ? threads / 4 : 1;
+        return threads > reserve ? threads - reserve : 0;
+}
+
+static bool stream_reserve(struct api_ctx *ctx)
+{
+        if (atomic_fetch_add(&ctx->n_streams, 1) >= ctx->max_streams) {
+                atomic_fetch_sub(&ctx->n_streams, 1);
+                return false;
+        }
+        return true;
+}
+
+static void stream_release(struct api_ctx *ctx)
+{
+        atomic_fetch_sub(&ctx->n_streams, 1);
+}
+
+/* Remember a stream's client socket so that the shutdown can unblock its
+ * writes.  Returns the slot, or -1 (untracked). */
+static int stream_sock_add(struct api_ctx *ctx, int sock)
+{
+        int slot = -1;
+        if (sock < 0)
+                return -1;
+        pthread_mutex_lock(&ctx->inflight_lock);
+        for (size_t i = 0; i < ctx->n_inflight && slot < 0; i++)
+                if (ctx->stream_socks[i] < 0) {
+                        ctx->stream_socks[i] = sock;
+                        slot = (int) i;
+                }
+        if (atomic_load(&ctx->stopping))
+                shutdown(sock, SHUT_RDWR);
+        pthread_mutex_unlock(&ctx->inflight_lock);
+        return slot;
+}
+
+/* Forget it before civetweb closes (and the kernel reuses) the fd. */
+static void stream_sock_remove(struct api_ctx *ctx, int slot)
+{
+        if (slot < 0)
+                return;
+        pthread_mutex_lock(&ctx->inflight_lock);
+        ctx->stream_socks[slot] = -1;
+        pthread_mutex_unlock(&ctx->inflight_lock);
+}
+
+static bool sockaddr_text(const struct sockaddr_storage *sa, char *buf, size_t len, int *ret_port)
+{
+        if (sa->ss_family == AF_INET) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                *ret_port = ntohs(in->sin_port);
+                return inet_ntop(AF_INET, &in->sin_addr, buf, (socklen_t) len) != NULL;
+        }
+        if (sa->ss_family == AF_INET6) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                *ret_port = ntohs(in6->sin6_port);
+                return inet_ntop(AF_INET6, &in6->sin6_addr, buf, (socklen_t) len) != NULL;
+        }
+        return false;
+}
+
+/* civetweb does not expose a connection's socket, and a stream must
+ * notice a client that hung up while nothing is written.  Find the socket
+ * by its addresses: the TCP socket whose peer is the client's address and
+ * port and whose local port is the server port is this connection's, and
+ * it stays open (and ours) until the handler returns.  -1 when not found
+ * (then only a failing write, at the latest the next keep-alive comment,
+ * tells the client is gone). */
+static int client_socket(const struct mg_request_info *ri)
+{
+        DIR *d = opendir("/proc/self/fd");
+        if (!d)
+                return -1;
+        int found = -1, n = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                char *end;
+                errno = 0;
+                long fd = strtol(de->d_name, &end, 10);
+                if (errno || *end || end == de->d_name || fd < 3 || fd > INT_MAX || fd == dirfd(d))
+                        continue;
+                struct sockaddr_storage peer, local;
+                socklen_t pl = sizeof peer, ll = sizeof local;
+                int type = 0;
+                socklen_t tl = sizeof type;
+                char addr[INET6_ADDRSTRLEN], laddr[INET6_ADDRSTRLEN];
+                int pport, lport;
+                if (getpeername((int) fd, (struct sockaddr *) &peer, &pl) < 0 ||
+                    getsockname((int) fd, (struct sockaddr *) &local, &ll) < 0 ||
+                    getsockopt((int) fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 || type != SOCK_STREAM ||
+                    !sockaddr_text(&peer, addr, sizeof addr, &pport) ||
+                    !sockaddr_text(&local, laddr, sizeof laddr, &lport))
+                        continue;
+                if (pport != ri->remote_port || strcmp(addr, ri->remote_addr) != 0 ||
+                    (ri->server_port > 0 && lport != ri->server_port))
+                        continue;
+                found = (int) fd;
+                n++;
+        }
+        closedir(d);
+        return n == 1 ? found : -1;     /* never guess */
+}
+
+/* Pass an event stream through: the core's first message (status, content
+ * type) is in; write the head, then every chunk as it comes, until the
+ * core's "end", the core closing the channel, the client going away, or
+ * the api stopping.  The caller closes chan, which tells the core. */
+static int api_stream(struct api_ctx *ctx, struct api_req *rq, int chan, int status, const char *ctype)
+{
+        struct mg_connection *conn = rq->conn;
+        const struct mg_request_info *ri = rq->ri;
+        rq->close = true;
+        mg_disable_connection_keep_alive(conn);
+
+        const char *version = ri->http_version && strcmp(ri->http_version, "1.0") == 0 ? "1.0" : "1.1";
+        char date[64] = "";
+        time_t now = time(NULL);
+        struct tm tm;
+        if (gmtime_r(&now, &tm))
+                strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        /* No Content-Length and no chunked coding: the body ends when the
+         * connection closes (fine for HTTP/1.0 and 1.1 clients alike). */
+        if (mg_printf(conn,
+                      "HTTP/%s %d %s\r\n"
+                      "Date: %s\r\n"
+                      "Content-Type: %s\r\n"
+                      "Cache-Control: no-cache\r\n"
+                      "X-Content-Type-Options: nosniff\r\n"
+                      "X-Accel-Buffering: no\r\n"
+                      "Connection: close\r\n"
+                      "\r\n",
+                      version, status, api_reason(status), date, ctype) <= 0)
+                return status;
+
+        int sock = client_socket(ri);
+        int slot = stream_sock_add(ctx, sock);
+        char tail[2] = { '\n', '\n' };  /* last bytes written: at an event boundary? */
+        uint64_t last_write = util_now_ms();
+        for (;;) {
+                if (atomic_load(&ctx->stopping))
+                        break;
+                struct pollfd pfd[2] = {
+                        { .fd = chan, .events = POLLIN },
+                        /* Only a hang-up: a pipelined request (POLLIN)
+                         * must not make this spin. */
+                        { .fd = sock, .events = POLLRDHUP },
+                };
+                uint64_t t = util_now_ms();
+                uint64_t due = last_write + API_STREAM_PING_MS;
+                int n = poll(pfd, sock >= 0 ? 2 : 1, due > t ? (int) (due - t) : 0);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        api_log(3, "poll on an event stream: %s", strerror(errno));
+                        break;
+                }
+                if (sock >= 0 && (pfd[1].revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
+                        break;          /* the client went away */
+                if (n == 0) {
+                        /* Quiet for a while: an SSE comment keeps proxies
+                         * from timing out and finds clients that left.
+                         * Only between events, never inside one. */
+                        if (tail[0] == '\n' && tail[1] == '\n' &&
+                            !api_write_body(conn, ": keep-alive\n\n", 14, -1, NULL))
+                                break;
+                        last_write = util_now_ms();
+                        continue;
+                }
+                if (!pfd[0].revents)
+                        continue;
+
+                struct privsep_msg m = PRIVSEP_MSG_INIT;
+                struct pbox_error err = PBOX_ERROR_INIT;
+                int r = privsep_recv_flags(chan, MSG_DONTWAIT, &m, &err);
+                if (r == -EAGAIN)
+                        continue;
+                if (r < 0) {
+                        /* The core closed without "end" (it dropped a
+                         * client that did not keep up, or it is going):
+                         * just end the response. */
+                        if (r != -ECONNRESET)
+                                api_log(4, "event stream: %s", err.message);
+                        break;
+                }
+                _cleanup_json_ json_t *meta = NULL;
+                bool ok = json_parse_untrusted(m.meta, m.meta_len, true, &meta, &err) == 0;
+                bool end = ok && json_is_true(json_object_get(meta, "end"));
+                bool chunk = ok && json_is_true(json_object_get(meta, "chunk"));
+                if (!end && !chunk)
+                        api_log(3, "bad message in an event stream from the core");
+                if (chunk && !api_write_body(conn, m.body, m.body_len, m.body_fd, tail)) {
+                        privsep_msg_clear(&m);
+                        break;          /* the client went away */
+                }
+                privsep_msg_clear(&m);
+                if (!chunk)
+                        break;
+                last_write = util_now_ms();
+        }
+        stream_sock_remove(ctx, slot);
+        return status;
+}
+
 /* ---- the request handler --------------------------------------------------- */
+
+/* A media type from the core goes into a header: printable ASCII only. */
+static bool content_type_valid(const char *s)
+{
+        size_t n = strlen(s);
+        if (n == 0 || n > 128)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) s[i] < 0x20 || (unsigned char) s[i] > 0x7e)
+                        return false;
+        return true;
+}
+
+static int api_answer(struct api_ctx *ctx, struct api_req *rq, int st, const char *msg, struct privsep_msg *resp,
+                      int chan, bool streaming);
 
 static int api_handle(struct api_ctx *ctx, struct api_req *rq)
 {
@@ -785,15 +1178,14 @@ static int api_handle(struct api_ctx *ctx, struct api_req *rq)
         const char *path = ri->local_uri_raw;
         if (!path || path[0] != '/')
                 return api_error(rq, 400, NULL, "invalid request target");
-        const char *praw = NULL;
-        size_t plen = 0;
-        int pi = match_path(path, &praw, &plen);
+        struct api_path_param params[API_MAX_PATH_PARAMS];
+        int pi = match_path(path, params);
         if (pi < 0)
                 return api_error(rq, 404, NULL, "no such endpoint");
         const struct api_route *rt = NULL;
         char allow[128] = "";
         for (size_t i = 0; i < ARRAY_SIZE(api_routes); i++) {
-                if (api_routes[i].path != (size_t) pi)
+                if (api_routes[i].path != (enum api_path_id) pi)
                         continue;
                 if (strcmp(api_routes[i].method, ri->request_method) == 0)
                         rt = &api_routes[i];
@@ -809,17 +1201,10 @@ static int api_handle(struct api_ctx *ctx, struct api_req *rq)
 
         /* Arguments. */
         _cleanup_json_ json_t *args = json_object();
-        const struct api_path *ap = &api_paths[pi];
-        if (ap->param == API_PARAM_ID) {
-                if (!valid_id(praw, plen))
-                        return api_error(rq, 400, NULL, "invalid sandbox id or name");
-                json_object_set_new(args, ap->param_name, json_stringn(praw, plen));
-        } else if (ap->param == API_PARAM_REF) {
-                _cleanup_free_ char *ref = decode_param(praw, plen, false);
-                if (!ref)
-                        return api_error(rq, 400, NULL, "invalid image reference (printable ASCII "
-                                         "without spaces, at most %d bytes)", API_MAX_PARAM);
-                json_object_set_new(args, ap->param_name, json_string(ref));
+        for (size_t i = 0; i < API_MAX_PATH_PARAMS && params[i].name; i++) {
+                int st = path_param(&params[i], args, msg, sizeof msg);
+                if (st)
+                        return api_error(rq, st, NULL, "%s", msg);
         }
         int st = parse_query(ri->query_string, rt, args, msg, sizeof msg);
         if (st)
@@ -828,9 +1213,11 @@ static int api_handle(struct api_ctx *ctx, struct api_req *rq)
         _cleanup_json_ json_t *meta = json_pack("{s:s,s:O}", "op", api_op_names[rt->op], "args", args);
         if (!meta)
                 abort();
-        _cleanup_free_ char *token = bearer_token(mg_get_header(conn, "Authorization"));
-        if (token)
-                json_object_set_new(meta, "token", json_string(token));
+        if (!(rt->flags & API_F_NO_AUTH)) {
+                _cleanup_free_ char *token = bearer_token(mg_get_header(conn, "Authorization"));
+                if (token)
+                        json_object_set_new(meta, "token", json_string(token));
+        }
         _cleanup_free_ char *meta_text = json_dump_compact(meta);
 
         /* Body. */
@@ -857,7 +1244,8 @@ static int api_handle(struct api_ctx *ctx, struct api_req *rq)
         case READ_TOO_LARGE:
                 rq->close = true;
                 if (rt->body == API_BODY_UPLOAD)
-                        return api_error(rq, 413, NULL, "image upload larger than %llu bytes",
+                        return api_error(rq, 413, NULL, "%s larger than %llu bytes",
+                                         rt->op == API_OP_IMAGE_LOAD ? "image upload" : "request body",
                                          (unsigned long long) ctx->max_image_body);
                 return api_error(rq, 413, NULL, "JSON body larger than %zu bytes", ctx->max_json_body);
         case READ_CLIENT_GONE:
@@ -872,26 +1260,62 @@ static int api_handle(struct api_ctx *ctx, struct api_req *rq)
                 return api_error(rq, 500, NULL, "cannot buffer the request body");
         }
 
-        /* Forward and answer. */
+        /* Forward and answer.  A stream holds a worker for a long time:
+         * take a slot first (and give it back however this ends). */
+        bool streaming = rt->flags & API_F_STREAM;
+        if (streaming && !stream_reserve(ctx))
+                return api_error(rq, 503, "Retry-After: 1\r\n",
+                                 "too many open event streams (at most %d); try again later", ctx->max_streams);
         struct privsep_msg resp = PRIVSEP_MSG_INIT;
-        st = api_exchange(ctx, meta_text, body, body_len, body_fd, &resp, msg, sizeof msg);
+        int chan = -1;
+        st = api_exchange(ctx, meta_text, body, body_len, body_fd, &resp, streaming ? &chan : NULL, msg,
+                          sizeof msg);
         util_closep(&body_fd);
         body_fd = -1;
+        int ret = api_answer(ctx, rq, st, msg, &resp, chan, streaming);
+        if (chan >= 0)
+                inflight_close(ctx, chan);      /* the core stops the stream */
+        if (streaming)
+                stream_release(ctx);
+        privsep_msg_clear(&resp);
+        return ret;
+}
+
+/* Answer with the core's first response (or the exchange's error st). */
+static int api_answer(struct api_ctx *ctx, struct api_req *rq, int st, const char *msg, struct privsep_msg *resp,
+                      int chan, bool streaming)
+{
         if (st)
                 return api_error(rq, st, NULL, "%s", msg);
 
         struct pbox_error err = PBOX_ERROR_INIT;
         _cleanup_json_ json_t *rmeta = NULL;
-        int64_t status = 0;
-        if (json_parse_untrusted(resp.meta, resp.meta_len, true, &rmeta, &err) < 0 ||
-            json_get_int(rmeta, "status", true, 200, 599, &status, &err) < 0) {
+        int64_t status = 0, retry = -1;
+        const char *ctype = "application/json";
+        bool stream = false;
+        if (json_parse_untrusted(resp->meta, resp->meta_len, true, &rmeta, &err) < 0 ||
+            json_get_int(rmeta, "status", true, 200, 599, &status, &err) < 0 ||
+            json_get_string(rmeta, "content_type", false, &ctype, &err) < 0 ||
+            json_get_int(rmeta, "retry_after", false, 0, 86400, &retry, &err) < 0 ||
+            json_get_bool(rmeta, "stream", false, &stream, &err) < 0) {
                 api_log(3, "bad response meta from core: %s", err.message);
-                privsep_msg_clear(&resp);
                 return api_error(rq, 500, NULL, "bad answer from the daemon core");
         }
-        int ret = api_send(rq, (int) status, NULL, resp.body, resp.body_len, resp.body_fd);
-        privsep_msg_clear(&resp);
-        return ret;
+        if (!content_type_valid(ctype)) {
+                api_log(3, "bad content type in a response from the core");
+                return api_error(rq, 500, NULL, "bad answer from the daemon core");
+        }
+        if (stream) {
+                if (!streaming || chan < 0 || status != 200) {
+                        api_log(3, "unexpected event stream from the core");
+                        return api_error(rq, 500, NULL, "bad answer from the daemon core");
+                }
+                return api_stream(ctx, rq, chan, (int) status, ctype);
+        }
+        char hdr[64] = "";
+        if (retry >= 0)
+                snprintf(hdr, sizeof hdr, "Retry-After: %d\r\n", (int) retry);
+        return api_send(rq, (int) status, ctype, hdr, resp->body, resp->body_len, resp->body_fd);
 }
 
 static int api_begin_request(struct mg_connection *conn)
@@ -1258,8 +1682,10 @@ int api_main(const struct api_options *opts)
         int threads = opts->threads ? opts->threads : API_DEFAULT_THREADS;
         ctx.n_inflight = (size_t) threads;
         ctx.inflight = util_xcalloc(ctx.n_inflight, sizeof(int));
+        ctx.stream_socks = util_xcalloc(ctx.n_inflight, sizeof(int));
         for (size_t i = 0; i < ctx.n_inflight; i++)
-                ctx.inflight[i] = -1;
+                ctx.inflight[i] = ctx.stream_socks[i] = -1;
+        ctx.max_streams = api_max_streams(threads);
 
         char threads_s[16], timeout_s[16];
         snprintf(threads_s, sizeof threads_s, "%d", threads);
@@ -1306,8 +1732,8 @@ int api_main(const struct api_options *opts)
         }
         struct mg_server_port ports[4];
         int np = mg_get_server_ports(mctx, (int) ARRAY_SIZE(ports), ports);
-        api_log(6, "listening on %s (port %d) as uid %u, %d threads", opts->listen,
-                np > 0 ? ports[0].port : -1, (unsigned) getuid(), threads);
+        api_log(6, "listening on %s (port %d) as uid %u, %d threads (at most %d event streams)", opts->listen,
+                np > 0 ? ports[0].port : -1, (unsigned) getuid(), threads, ctx.max_streams);
 
         api_watch(&ctx, sigfd);
 
@@ -1327,6 +1753,7 @@ int api_main(const struct api_options *opts)
 out:
         mg_exit_library();
         free(ctx.inflight);
+        free(ctx.stream_socks);
         pthread_mutex_destroy(&ctx.control_lock);
         pthread_mutex_destroy(&ctx.inflight_lock);
         return ret;

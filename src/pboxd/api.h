@@ -1,7 +1,8 @@
 /* api.h — the HTTP front end (civetweb), run in its own unprivileged process.
  * It parses HTTP, maps routes to privsep operations (privsep.h), forwards the
- * bearer token and the body to the core, and writes the core's answer back.
- * It holds no secrets and checks nothing the core relies on. */
+ * bearer token and the body to the core, and writes the core's answer back
+ * (or passes its event stream through).  It holds no secrets and checks
+ * nothing the core relies on. */
 #pragma once
 
 #include <stddef.h>
@@ -15,7 +16,10 @@ struct api_options {
         gid_t run_gid;
         size_t max_json_body;           /* bytes; larger JSON bodies get 413 */
         uint64_t max_image_body;        /* bytes; larger uploads get 413 */
-        int threads;                    /* civetweb worker threads */
+        int threads;                    /* civetweb worker threads; an open event
+                                         * stream holds one, and at most threads
+                                         * minus max(1, threads / 4) streams are
+                                         * open at once */
         int request_timeout_ms;         /* per socket read/write; 0 = 30000 */
 };
 

@@ -404,6 +404,8 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
                         json_object_set_new(res, "ended_by", json_string(ex->sigkilled ? "sigkill" : "signal"));
         }
         json_object_set_new(res, "status", json_string(status));
+        json_object_set_new(res, "stdout_truncated", json_boolean(ex->out.truncated));
+        json_object_set_new(res, "stderr_truncated", json_boolean(ex->err.truncated));
         uint64_t usage = 0, user = 0, sys = 0;
         if (ex->cg_fd >= 0)
                 cgroup_cpu_usage(ex->cg_fd, &usage, &user, &sys, NULL);

@@ -7,9 +7,9 @@
  * passes one end to the core over the control channel (one message: the byte
  * 'R' with the fd attached by SCM_RIGHTS).  On the request channel the api
  * sends exactly one request message; the core answers with one response
- * message, then closes its end.  (Streaming endpoints may later send several
- * responses on one channel.)  The core never blocks on a request channel: it
- * reads and writes them from its epoll loop.
+ * message, then closes its end (streams, below, send several).  The core
+ * never blocks on a request channel: it reads and writes them from its
+ * epoll loop.
  *
  * Messages.  struct privsep_hdr, then meta_len bytes of JSON (the "meta"), then
  * body_len bytes of body, all in one datagram; or, when the whole would exceed
@@ -19,7 +19,18 @@
  *
  * Request meta: {"op": "<op>", "token": "<bearer token or absent>",
  *                "args": {<path and query parameters, all strings>}}
- * Response meta: {"status": <http status>}; the body is the JSON response.
+ * Response meta: {"status": <http status>, "content_type"?: "<media type>"
+ *                 (default application/json), "retry_after"?: <seconds>};
+ * the body is the response body (JSON unless content_type says otherwise).
+ *
+ * Streams (exec.events).  The first response has meta {"status": 200,
+ * "stream": true, "content_type": "text/event-stream"} and no body; then
+ * come any number of {"chunk": true} messages whose body is bytes for the
+ * client (whole Server-Sent Events), then {"end": true}.  The api writes the
+ * HTTP head at the first message and every chunk as it arrives; it closes
+ * its end of the channel when the HTTP client goes away, which tells the
+ * core to stop.  A channel closed by the core without "end" ends the HTTP
+ * response the same way (the client sees no exit event).
  *
  * The core trusts nothing in a request: the meta is parsed with
  * json_parse_untrusted, the op is looked up in a fixed table, each arg is
@@ -104,4 +115,21 @@ int privsep_recv_channel_flags(int control_sock, int flags, int *ret_fd, struct 
         X(SANDBOX_GET, "sandbox.get") \
         X(SANDBOX_EXEC, "sandbox.exec") \
         X(SANDBOX_STOP, "sandbox.stop") \
-        X(SANDBOX_REMOVE, "sandbox.remove")
+        X(SANDBOX_REMOVE, "sandbox.remove") \
+        X(SANDBOX_KEEPALIVE, "sandbox.keepalive") \
+        X(EXEC_LIST, "exec.list") \
+        X(EXEC_GET, "exec.get") \
+        X(EXEC_EVENTS, "exec.events") \
+        X(EXEC_STDIN, "exec.stdin") \
+        X(EXEC_KILL, "exec.kill") \
+        X(FILES_PUT, "files.put") \
+        X(FILES_GET, "files.get") \
+        X(FILES_LIST, "files.list") \
+        X(ARCHIVE_PUT, "archive.put") \
+        X(ARCHIVE_GET, "archive.get") \
+        X(RUN, "run") \
+        X(TENANT_CREATE, "tenant.create") \
+        X(TENANT_LIST, "tenant.list") \
+        X(TENANT_REMOVE, "tenant.remove") \
+        X(HEALTH, "health") \
+        X(METRICS, "metrics")

@@ -169,10 +169,10 @@ static void compile_done(struct core *core, json_t *result, void *data)
 
 void run_op(struct core *core, struct request *req, json_t *body)
 {
-        static const char *const keys[] = { "image", "files", "argv", "stdin", "stdin_encoding", "env", "timeout_ms",
+        static const char *const keys[] = { "image", "files", "argv", "cwd", "stdin", "stdin_encoding", "env", "timeout_ms",
                                             "grace_ms", "max_output_bytes", "output_limit_action", "user", "compile",
                                             "limits", NULL };
-        static const char *const exec_keys[] = { "argv", "stdin", "stdin_encoding", "timeout_ms", "grace_ms",
+        static const char *const exec_keys[] = { "argv", "cwd", "stdin", "stdin_encoding", "timeout_ms", "grace_ms",
                                                  "max_output_bytes", "output_limit_action", "user", NULL };
         static const char *const compile_keys[] = { "argv", "timeout_ms", "grace_ms", "max_output_bytes", NULL };
         struct pbox_error err = PBOX_ERROR_INIT;
@@ -209,6 +209,9 @@ void run_op(struct core *core, struct request *req, json_t *body)
                 json_t *user = json_object_get(body, "user");
                 if (user)
                         json_object_set(cbody, "user", user);
+                json_t *cwd = json_object_get(body, "cwd");
+                if (cwd)
+                        json_object_set(cbody, "cwd", cwd);
                 if (!exec_parse_request(core, req, cbody, &r->compile_params, &wait)) {
                         run_free(r);
                         return;

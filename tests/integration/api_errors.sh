@@ -5,13 +5,23 @@
 # endpoints, wrong methods, oversized bodies and uploads, request framing
 # civetweb itself rejects, state conflicts) is a JSON body
 # {"error":{"code":...}} with Content-Type application/json and the right
-# status.  Also checks that the api process (the pboxd child that listens)
+# status.  The execution API's routes (issue 3: execs, event streams,
+# stdin, kill, keepalive, files, archives, run, tenants, /healthz,
+# /metrics): malformed exec ids, wrong methods, missing or bad query
+# parameters, oversized raw bodies, and the bound on concurrent event
+# streams.  Also checks that the api process (the pboxd child that listens)
 # runs unprivileged: not root, no capabilities in any set of any thread,
-# no_new_privs, holding no fd of the state directory.
+# no_new_privs, holding no fd of the state directory, and that it stops
+# promptly while event streams are open.
+#
+# Checks marked [core] need the core side of issue 3 (the api process only
+# routes; the core answers 404 "unknown operation" for ops it lacks).
 . "$PBOX_SRCDIR/tests/integration/lib.sh"
 
 pbox_test_init
-pboxd_start "max_image_bytes = 1048576"
+# api_threads = 4: at most 3 event streams at once (a quarter of the
+# workers, at least one, stays free for ordinary requests).
+pboxd_start "max_image_bytes = 1048576" "api_threads = 4"
 TOKEN=$(cat "$PBOX_TOKEN_FILE")
 
 # req AUTH METHOD PATH [curl args...]: AUTH is "token" (the admin token),
@@ -171,6 +181,142 @@ expect_error "wrong method without a token" 405 method_not_allowed
 req token GET '/v1/sandboxes?bogus=1'
 expect_error "unknown query parameter" 400 bad_request
 
+# ---------------------------------------------------------------- execution API routes
+# Checked by the api process itself, before the core sees the request.
+E=0123456789abcdef
+for _bad in XYZ 0123456789ABCDEF 0123456789abcde 0123456789abcdef0 0123456789abcdeg %30123456789abcde; do
+        req token GET "/v1/sandboxes/abc/execs/$_bad"
+        expect_error "malformed exec id '$_bad'" 400 bad_request
+done
+req token POST "/v1/sandboxes/abc/execs/XYZ/stdin" --data-binary 'x'
+expect_error "stdin of a malformed exec id" 400 bad_request
+req token POST "/v1/sandboxes/abc/execs/XYZ/kill"
+expect_error "kill of a malformed exec id" 400 bad_request
+req token GET "/v1/sandboxes/-x/execs/$E/events"
+expect_error "events in a malformed sandbox id" 400 bad_request
+req token GET "/v1/sandboxes/abc/execs/$E/events/more"
+expect_error "trailing segment after events" 404 not_found
+req token GET "/v1/sandboxes/abc/execs/"
+expect_error "empty exec id" 404 not_found
+req token DELETE /v1/tenants/-bad
+expect_error "malformed tenant name" 400 bad_request
+
+while read -r _m _p; do
+        req token "$_m" "$_p"
+        expect_error "$_m $_p" 405 method_not_allowed
+done <<EOF
+DELETE /v1/sandboxes/abc/execs
+POST /v1/sandboxes/abc/execs
+DELETE /v1/sandboxes/abc/execs/$E
+POST /v1/sandboxes/abc/execs/$E
+POST /v1/sandboxes/abc/execs/$E/events
+GET /v1/sandboxes/abc/execs/$E/stdin
+PUT /v1/sandboxes/abc/execs/$E/stdin
+GET /v1/sandboxes/abc/execs/$E/kill
+GET /v1/sandboxes/abc/keepalive
+POST /v1/sandboxes/abc/files?path=/x
+DELETE /v1/sandboxes/abc/files?path=/x
+PUT /v1/sandboxes/abc/ls?path=/
+POST /v1/sandboxes/abc/archive?path=/
+DELETE /v1/sandboxes/abc/archive?path=/
+GET /v1/run
+POST /healthz
+POST /metrics
+PUT /v1/tenants
+GET /v1/tenants/alice
+EOF
+req token POST '/v1/sandboxes/abc/files?path=/x'
+check_match "405 on files names GET and PUT" '^[Aa]llow: (GET, PUT|PUT, GET)' "$(tr -d '\r' <"$TEST_TMP/.r.hdr")"
+req none GET /v1/run
+expect_error "wrong method on run without a token" 405 method_not_allowed
+
+req token GET /v1/sandboxes/abc/files
+expect_error "GET files without path" 400 bad_request
+check_match "... the message names the parameter" "'path'" "$R_BODY"
+req token PUT /v1/sandboxes/abc/files --data-binary 'x'
+expect_error "PUT files without path" 400 bad_request
+req token GET '/v1/sandboxes/abc/files?mode=0644'
+expect_error "files with mode but no path" 400 bad_request
+req token GET /v1/sandboxes/abc/ls
+expect_error "ls without path" 400 bad_request
+req token GET /v1/sandboxes/abc/archive
+expect_error "GET archive without path" 400 bad_request
+req token PUT /v1/sandboxes/abc/archive --data-binary 'x'
+expect_error "PUT archive without path" 400 bad_request
+req token GET '/v1/sandboxes/abc/files?path=/a&path=/b'
+expect_error "path given twice" 400 bad_request
+req token GET '/v1/sandboxes/abc/files?path=/a%00b'
+expect_error "path with an encoded NUL" 400 bad_request
+req token GET '/v1/sandboxes/abc/files?path=/a%FF'
+expect_error "path that is not UTF-8" 400 bad_request
+req token GET "/v1/sandboxes/abc/files?path=/$(head -c 5000 /dev/zero | tr '\0' a)"
+expect_error "path longer than 4096 bytes" 400 bad_request
+req token GET '/v1/sandboxes/abc/files?path=/x&mode=0644'
+expect_error "mode on a GET of a file" 400 bad_request
+req token GET '/v1/sandboxes/abc/ls?path=/&bogus=1'
+expect_error "unknown query parameter on ls" 400 bad_request
+req token POST "/v1/sandboxes/abc/execs/$E/stdin?close=true&bogus=1"
+expect_error "unknown query parameter on stdin" 400 bad_request
+req token GET "/v1/sandboxes/abc/execs/$E/events" -H 'Content-Type: application/json' --data-binary '{}' -X GET
+expect_error "a body on events" 400 bad_request
+
+# Raw bodies (stdin, files, archives) are bounded by max_image_bytes (1 MiB here).
+req token POST "/v1/sandboxes/abc/execs/$E/stdin" --data-binary "@$TEST_TMP/big.bin"
+expect_error "2 MiB of stdin" 413 payload_too_large
+req token POST "/v1/sandboxes/abc/execs/$E/stdin?close=true" -H 'Transfer-Encoding: chunked' -H 'Expect:' \
+        --data-binary "@$TEST_TMP/big.bin"
+expect_error "2 MiB of chunked stdin" 413 payload_too_large
+req token PUT '/v1/sandboxes/abc/files?path=/tmp/big' --data-binary "@$TEST_TMP/big.bin"
+expect_error "2 MiB file upload" 413 payload_too_large
+req token PUT '/v1/sandboxes/abc/archive?path=/tmp' --data-binary "@$TEST_TMP/big.bin"
+expect_error "2 MiB archive upload" 413 payload_too_large
+python3 -c 'import sys; sys.stdout.write("{\"image\":\"busybox\",\"argv\":[\"" + "a" * (2 << 20) + "\"]}")' \
+        >"$TEST_TMP/bigrun.json"
+req token POST /v1/run -H 'Content-Type: application/json' --data-binary "@$TEST_TMP/bigrun.json"
+expect_error "2 MiB run request (a JSON body)" 413 payload_too_large
+
+# [core] the core answers these.
+req none GET /healthz
+check_eq "[core] /healthz needs no token" 200 "$R_STATUS"
+check_match "[core] /healthz is JSON" '^application/json' "$R_TYPE"
+check_eq "[core] /healthz says ok" ok "$(printf '%s' "$R_BODY" | jq -r .status 2>/dev/null)"
+req bearer:wrong GET /healthz
+check_eq "[core] /healthz ignores a wrong token" 200 "$R_STATUS"
+req none GET /metrics
+expect_error "[core] /metrics without a token" 401 unauthorized
+req token GET /metrics
+check_eq "[core] /metrics with the admin token" 200 "$R_STATUS"
+check_eq "[core] /metrics is Prometheus text" 'text/plain; version=0.0.4' "$R_TYPE"
+req none GET /v1/tenants
+expect_error "[core] tenants without a token" 401 unauthorized
+while read -r _m _p; do
+        req token "$_m" "$_p"
+        expect_error "[core] $_m $_p of an unknown sandbox" 404 not_found
+done <<EOF
+GET /v1/sandboxes/doesnotexist/execs
+GET /v1/sandboxes/doesnotexist/execs/$E
+GET /v1/sandboxes/doesnotexist/execs/$E/events
+POST /v1/sandboxes/doesnotexist/execs/$E/stdin
+POST /v1/sandboxes/doesnotexist/execs/$E/kill
+POST /v1/sandboxes/doesnotexist/keepalive
+GET /v1/sandboxes/doesnotexist/files?path=/etc/passwd
+PUT /v1/sandboxes/doesnotexist/files?path=/tmp/x
+GET /v1/sandboxes/doesnotexist/ls?path=/
+GET /v1/sandboxes/doesnotexist/archive?path=/
+PUT /v1/sandboxes/doesnotexist/archive?path=/
+EOF
+# shellcheck disable=SC2086
+{
+req token POST /v1/run $J --data-binary '{"image":'
+expect_error "[core] run with truncated JSON" 400 bad_request
+req token POST /v1/run $J --data-binary '{}'
+expect_error "[core] run without image and argv" '400|422' 'bad_request|unprocessable'
+req token POST /v1/run $J --data-binary '{"image":"busybox","argv":["true"],"bogus":1}'
+expect_error "[core] run with an unknown field" '400|422' 'bad_request|unprocessable'
+req token POST /v1/tenants $J --data-binary '{"name":'
+expect_error "[core] tenant create with truncated JSON" 400 bad_request
+}
+
 # ---------------------------------------------------------------- unknown objects, bad ids
 req token GET /v1/sandboxes/doesnotexist
 expect_error "unknown sandbox" 404 not_found
@@ -238,6 +384,47 @@ if busybox_load; then
         expect_error "unknown stdin encoding" '400|422' 'bad_request|unprocessable'
         req token POST "/v1/sandboxes/$SID/exec" -H 'Content-Type: application/json' --data-binary '{"argv":["true"]}'
         check_eq "exec works before the stop" 200 "$R_STATUS"
+        EID=$(printf '%s' "$R_BODY" | jq -r '.id')
+        # [core] the execution API of a running sandbox.
+        check_match "[core] a sync exec result carries the exec id" '^[0-9a-f]{16}$' "$EID"
+        for _p in "execs/$E" "execs/$E/events"; do
+                req token GET "/v1/sandboxes/$SID/$_p"
+                expect_error "[core] GET $_p of an unknown exec" 404 not_found
+        done
+        req token POST "/v1/sandboxes/$SID/execs/$E/stdin" --data-binary 'x'
+        expect_error "[core] stdin of an unknown exec" 404 not_found
+        req token POST "/v1/sandboxes/$SID/execs/$E/kill"
+        expect_error "[core] kill of an unknown exec" 404 not_found
+        req token POST "/v1/sandboxes/$SID/execs/$EID/stdin" --data-binary 'late'
+        expect_error "[core] stdin of an exec without a stdin stream" 409 conflict
+        req token POST "/v1/sandboxes/$SID/execs/$EID/kill" -H 'Content-Type: application/json' \
+                --data-binary '{"signal":'
+        expect_error "[core] kill with truncated JSON" 400 bad_request
+        req token POST "/v1/sandboxes/$SID/execs/$EID/kill" -H 'Content-Type: application/json' \
+                --data-binary '{"bogus":1}'
+        expect_error "[core] kill with an unknown field" '400|422' 'bad_request|unprocessable'
+        req token POST "/v1/sandboxes/$SID/keepalive" -H 'Content-Type: application/json' --data-binary '[1]'
+        expect_error "[core] keepalive with a JSON array" 400 bad_request
+        req token POST "/v1/sandboxes/$SID/exec" -H 'Content-Type: application/json' \
+                --data-binary '{"argv":["true"],"timeout_ms":999999999999}'
+        expect_error "[core] a timeout above the maximum" 422 unprocessable
+        req token POST "/v1/sandboxes/$SID/exec" -H 'Content-Type: application/json' \
+                --data-binary '{"argv":["true"],"timeout_ms":"1s"}'
+        expect_error "[core] a timeout that is not a number" '400|422' 'bad_request|unprocessable'
+        req token POST "/v1/sandboxes/$SID/exec" -H 'Content-Type: application/json' \
+                --data-binary '{"argv":["true"],"user":"root"}'
+        expect_error "[core] a user that is not numeric" '400|422' 'bad_request|unprocessable'
+        req token GET "/v1/sandboxes/$SID/execs/$EID/events"
+        check_eq "[core] events of an exited exec: 200" 200 "$R_STATUS"
+        check_match "[core] ... as text/event-stream" '^text/event-stream' "$R_TYPE"
+        check_match "[core] ... not cached" '^[Cc]ache-[Cc]ontrol: no-cache' "$(tr -d '\r' <"$TEST_TMP/.r.hdr")"
+        check_eq "[core] ... start, then exit, then the end" "start exit" \
+                "$(printf '%s\n' "$R_BODY" | sed -n 's/^event: //p' | tr '\n' ' ' | sed 's/ $//')"
+        req token GET "/v1/sandboxes/$SID/files?path=/etc/passwd"
+        check_eq "[core] a file download is application/octet-stream" "200 application/octet-stream" \
+                "$R_STATUS $R_TYPE"
+        req token GET "/v1/sandboxes/$SID/archive?path=/etc"
+        check_eq "[core] an archive download is application/x-tar" "200 application/x-tar" "$R_STATUS $R_TYPE"
         req token DELETE "/v1/sandboxes/$SID"
         expect_error "remove a running sandbox without force" 409 conflict
         req token DELETE /v1/images/busybox:latest
@@ -252,6 +439,43 @@ if busybox_load; then
         expect_error "create from an unknown image" '404|400|422' 'not_found|bad_request|unprocessable'
 else
         skip_test "busybox image could not be loaded: state conflict checks"
+fi
+
+# ---------------------------------------------------------------- event streams
+# [core] Each open stream holds an api worker; with api_threads = 4 at most 3
+# run at once, the 4th gets 503 with Retry-After, and ordinary requests
+# still get a worker.  A client that goes away frees its worker at once.
+STREAM_PIDS=
+SID2=
+stream_open() {
+        curl -sS -N --noproxy '*' --max-time 120 -H "Authorization: Bearer $TOKEN" \
+                "$PBOX_URL/v1/sandboxes/$SID2/execs/$SEID/events" >"$TEST_TMP/stream.$1" 2>&1 &
+        eval "STREAM_PID_$1=\$!"
+        STREAM_PIDS="$STREAM_PIDS $!"
+}
+stream_started() { grep -q '^event: start' "$TEST_TMP/stream.$1"; }
+if busybox_load; then
+        req token POST /v1/sandboxes -H 'Content-Type: application/json' --data-binary '{"image":"busybox:latest"}'
+        SID2=$(printf '%s' "$R_BODY" | jq -r '.id')
+        req token POST "/v1/sandboxes/$SID2/exec" -H 'Content-Type: application/json' \
+                --data-binary '{"argv":["sleep","100"],"wait":false,"timeout_ms":110000}'
+        check_eq "[core] an async exec to stream" 202 "$R_STATUS"
+        SEID=$(printf '%s' "$R_BODY" | jq -r '.id')
+        for _i in 1 2 3; do
+                stream_open "$_i"
+                check "[core] event stream $_i is open" wait_until 10 stream_started "$_i"
+        done
+        req token GET "/v1/sandboxes/$SID2/execs/$SEID/events" --max-time 5
+        expect_error "[core] a 4th stream with api_threads = 4" 503 unavailable
+        check_match "... with Retry-After" '^[Rr]etry-[Aa]fter: [0-9]+$' "$(tr -d '\r' <"$TEST_TMP/.r.hdr")"
+        req token GET /v1/sandboxes
+        check_eq "[core] ordinary requests still get a worker" 200 "$R_STATUS"
+        # shellcheck disable=SC2153,SC2154
+        kill "$STREAM_PID_1" 2>/dev/null
+        stream_open 4
+        check "[core] a client that left frees its worker at once" wait_until 3 stream_started 4
+else
+        skip_test "busybox image could not be loaded: event stream checks"
 fi
 
 # ---------------------------------------------------------------- the api process
@@ -291,4 +515,19 @@ check_match "api runs more than one thread (civetweb workers were checked)" '^([
         "$(st Threads)"
 check_eq "api holds no fd under the state directory" "" \
         "$(for _f in /proc/"$API_PID"/fd/*; do readlink "$_f"; done 2>/dev/null | grep -F "$PBOXD_STATE")"
+
+# [core] SIGTERM with event streams open: the api process does not wait for
+# them; the clients see their streams end.
+if [ -n "$SID2" ]; then
+        _t0=$(date +%s%N)
+        pboxd_stop
+        check_eq "pboxd stops cleanly with streams open" 0 "$?"
+        check "... within 3 s" test $((($(date +%s%N) - _t0) / 1000000)) -lt 3000
+        for _p in $STREAM_PIDS; do
+                check "... stream client $_p is done" wait_until 5 eval "! _pid_alive $_p"
+        done
+        pboxd_restart
+        req token DELETE "/v1/sandboxes/$SID2?force=true"
+        check_eq "the streamed sandbox is removed after the restart" 200 "$R_STATUS"
+fi
 done_testing

@@ -4,7 +4,11 @@
 # '/' and ':' percent-encoded), create/ls/inspect, exec (status and signal
 # pass-through, stdout/stderr separation, binary output and input, -e, -w,
 # -i, verbatim arguments), stop, rm with and without -f, run --rm, and the
-# one-line errors for a bad token, a bad URL and unknown objects.
+# one-line errors for a bad token, a bad URL and unknown objects.  Then the
+# execution API (issue 3; checks marked [core] need its core side): exec
+# --timeout/--grace/--signal (exit 124, timing), streamed -i, exec -d with
+# logs/attach/kill, --max-output, --user, keepalive, create --ttl, and
+# one-shot runs with --file and --compile.
 . "$PBOX_SRCDIR/tests/integration/lib.sh"
 
 pbox_test_init
@@ -169,6 +173,149 @@ check_match "with the daemon's message on stderr" '^pbox: ' "$EXEC_ERR"
 run_cli exec no-such-sandbox true
 check_eq "exec in an unknown sandbox exits 125" 125 "$CLI_RC"
 check_match "with a not_found error" '\(not_found\)$' "$CLI_ERR"
+
+# ---------------------------------------------------------------- execution API (issue 3)
+# [core] The checks of this section need the core side of issue 3: exec
+# timeouts and grace periods, async execs with event streams, streamed
+# stdin, kill, output limits, user, keepalive, TTL, one-shot runs.
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+HEX16='^[0-9a-f]{16}$'
+
+t0=$(now_ms)
+run_cli exec --timeout 1s --grace 2s "$ID" -- sleep 10
+t1=$(now_ms)
+check_eq "[core] exec --timeout: a timed-out command exits 124" 124 "$CLI_RC"
+check_eq "[core] ... saying so: ended by SIGTERM" 'pbox: timed out after 1s (ended by SIGTERM)' "$CLI_ERR"
+check "[core] ... not before the timeout (>= 0.9 s)" test $((t1 - t0)) -ge 900
+check "[core] ... and without waiting for the grace period (< 2.5 s)" test $((t1 - t0)) -lt 2500
+
+t0=$(now_ms)
+run_cli exec --timeout 1s --grace 1s "$ID" -- sh -c 'trap "" TERM; sleep 30'
+t1=$(now_ms)
+check_eq "[core] SIGTERM ignored: still 124" 124 "$CLI_RC"
+check_eq "[core] ... ended by SIGKILL" 'pbox: timed out after 1s (ended by SIGKILL)' "$CLI_ERR"
+check "[core] ... after timeout + grace (>= 1.9 s)" test $((t1 - t0)) -ge 1900
+check "[core] ... and not much later (< 4 s)" test $((t1 - t0)) -lt 4000
+
+run_cli exec --timeout 500ms --signal INT "$ID" -- sleep 10
+check_eq "[core] --signal picks the stop signal" '124|pbox: timed out after 0.5s (ended by SIGINT)' "$CLI_RC|$CLI_ERR"
+run_cli exec --timeout 5parsecs "$ID" -- true
+check_eq "a bad --timeout is a usage error (125)" 125 "$CLI_RC"
+
+# -i streams standard input while the command runs.
+printf 'one\ntwo\n' | pbox_cli exec -i "$ID" -- cat >"$TEST_TMP/cat.out" 2>&1
+check_eq "[core] -i: cat echoes standard input" "one
+two" "$(cat "$TEST_TMP/cat.out")"
+head -c 300000 /dev/urandom >"$TEST_TMP/in300k.bin"
+run_cli exec -i "$ID" -- sha256sum <"$TEST_TMP/in300k.bin"
+check_eq "[core] -i: 300 KB of binary input in several chunks, exactly" \
+        "$(sha256sum "$TEST_TMP/in300k.bin" | cut -d' ' -f1)" "${CLI_OUT%% *}"
+# (The pipeline lasts as long as its sleep: time pbox alone.)
+t0=$(now_ms)
+(echo ping; sleep 4) | {
+        pbox_cli exec -i "$ID" -- sh -c 'read a; echo "got $a"; exit 6' >"$TEST_TMP/ping.out" 2>&1
+        echo "$?" >"$TEST_TMP/ping.rc"
+        now_ms >"$TEST_TMP/ping.t"
+}
+check_eq "[core] -i: input reaches the command before pbox's stdin ends" "6|got ping" \
+        "$(cat "$TEST_TMP/ping.rc")|$(cat "$TEST_TMP/ping.out")"
+check "[core] ... and pbox ends with the command, not with its stdin (< 3 s)" \
+        test $(($(cat "$TEST_TMP/ping.t") - t0)) -lt 3000
+run_cli exec -i "$ID" -- sh -c 'echo out; echo err >&2; kill -TERM $$' </dev/null
+check_eq "[core] -i: stdout, stderr and the signal status come through the stream" "143|out|err" \
+        "$CLI_RC|$CLI_OUT|$CLI_ERR"
+
+# Detached execs, logs, attach, kill.
+run_cli exec -d "$ID" -- sh -c 'echo out; sleep 1; echo err >&2; exit 7'
+check_match "[core] exec -d prints the exec id" "$HEX16" "$CLI_OUT"
+EID=$CLI_OUT
+run_cli logs "$ID" "$EID"
+check_eq "[core] logs follows the exec to its end and exits with its status" "7|out|err" \
+        "$CLI_RC|$CLI_OUT|$CLI_ERR"
+run_cli logs "$ID" "$EID"
+check_eq "[core] logs of an ended exec replays its output" "7|out|err" "$CLI_RC|$CLI_OUT|$CLI_ERR"
+run_cli exec -d -i "$ID" -- sh -c 'read a; read b; echo "$b-$a"'
+EID=$CLI_OUT
+printf 'x\ny\n' | pbox_cli attach -i "$ID" "$EID" >"$TEST_TMP/attach.out" 2>&1
+check_eq "[core] attach -i feeds a detached exec's stdin" "0|y-x" "$?|$(cat "$TEST_TMP/attach.out")"
+run_cli exec -d "$ID" -- sh -c 'trap "" TERM; sleep 30'
+EID=$CLI_OUT
+t0=$(now_ms)
+run_cli kill --grace 500ms "$ID" "$EID"
+t1=$(now_ms)
+check_eq "[core] kill waits for the end and says how it ended" "0|$EID killed (sigkill)" "$CLI_RC|$CLI_OUT"
+check "[core] ... after the grace period (>= 0.4 s)" test $((t1 - t0)) -ge 400
+run_cli logs "$ID" "$EID"
+check_eq "[core] logs of a killed exec: 137" 137 "$CLI_RC"
+check_match "[core] ... with a message" 'killed \(ended by SIGKILL\)' "$CLI_ERR"
+run_cli kill "$ID" 0123456789abcdef
+check_eq "[core] kill of an unknown exec fails (1)" 1 "$CLI_RC"
+check_match "[core] ... with not_found" '\(not_found\)$' "$CLI_ERR"
+run_cli logs "$ID" not-an-exec-id
+check_eq "logs of a malformed exec id is a usage error" 125 "$CLI_RC"
+
+# Output limits, users.
+pbox_cli exec --max-output 1K "$ID" -- sh -c 'yes' >"$TEST_TMP/yes.out" 2>"$TEST_TMP/yes.err"
+check_eq "[core] --max-output: killed, 128+SIGKILL" 137 "$?"
+check_eq "[core] ... after exactly the limit of output" 1024 "$(wc -c <"$TEST_TMP/yes.out" | tr -d ' ')"
+check_match "[core] ... saying so" 'more than 1024 bytes' "$(cat "$TEST_TMP/yes.err")"
+run_cli exec --user 1234:2345 "$ID" -- sh -c 'echo "$(id -u):$(id -g)"'
+check_eq "[core] --user UID:GID" 1234:2345 "$CLI_OUT"
+run_cli exec --user root "$ID" -- true
+check_eq "--user takes numbers only (usage error)" 125 "$CLI_RC"
+
+# Keepalive, TTL, idle timeout.
+run_cli keepalive "$ID"
+check_eq "[core] keepalive prints the id" "0|$ID" "$CLI_RC|$CLI_OUT"
+run_cli create --ttl 1h --idle-timeout 30s "$IMGNAME"
+check_eq "[core] create --ttl --idle-timeout" 0 "$CLI_RC"
+TTL_ID=$CLI_OUT
+run_cli inspect "$TTL_ID"
+check "[core] ... the record has expires_at and idle_timeout_s" \
+        jq -e '(.expires_at | type == "string") and .idle_timeout_s == 30' "$TEST_TMP/.cli.out"
+run_cli rm -f "$TTL_ID"
+
+# One-shot runs (POST /v1/run): --file, --compile.
+run_cli ls -q
+BEFORE_RUNS=$CLI_OUT
+printf '#!/bin/sh\necho "script $1: $(cat /work/data.txt)"\nexit 3\n' >"$TEST_TMP/script.sh"
+printf 'some data\n' >"$TEST_TMP/data.txt"
+run_cli run --file "$TEST_TMP/script.sh" --file "$TEST_TMP/data.txt" "$IMGNAME" -- sh /work/script.sh A
+check_eq "[core] run --file: files land in /work, the status is the command's" "3|script A: some data" \
+        "$CLI_RC|$CLI_OUT"
+chmod 755 "$TEST_TMP/script.sh"
+run_cli run --file "$TEST_TMP/script.sh:/opt/bin/" --file "$TEST_TMP/data.txt:/work/data.txt" "$IMGNAME" -- \
+        /opt/bin/script.sh B
+check_eq "[core] --file LOCAL:DIR/ keeps the name and the mode" "3|script B: some data" "$CLI_RC|$CLI_OUT"
+printf 'a\000b\377' >"$TEST_TMP/bin.dat"
+run_cli run --file "$TEST_TMP/bin.dat:/tmp/b" "$IMGNAME" -- sh -c 'od -An -tx1 /tmp/b | tr -d " \n"'
+check_eq "[core] binary files arrive intact" 610062ff "$CLI_OUT"
+run_cli run --file "$TEST_TMP/script.sh" --file "$TEST_TMP/data.txt" \
+        --compile 'sh -c "echo compiled; echo \"a warning\" >&2"' "$IMGNAME" -- sh /work/script.sh C
+check_eq "[core] --compile: its output first, then the command's" "3|compiled
+script C: some data|a warning" "$CLI_RC|$CLI_OUT|$CLI_ERR"
+run_cli run --file "$TEST_TMP/script.sh" --compile "sh -c 'echo broken >&2; exit 2'" "$IMGNAME" -- \
+        sh -c 'echo should-not-run'
+check_eq "[core] a failed compile step: its status, and the command does not run" "2||broken" \
+        "$CLI_RC|$CLI_OUT|$CLI_ERR"
+run_cli run --file "$TEST_TMP/data.txt" --compile 'sleep 5' --compile-timeout 500ms "$IMGNAME" -- true
+check_eq "[core] a compile step that times out: 124" 124 "$CLI_RC"
+check_match "[core] ... named in the message" '^pbox: compile step: timed out after 0.5s' "$CLI_ERR"
+run_cli run --timeout 500ms --grace 200ms --file "$TEST_TMP/data.txt" "$IMGNAME" -- sleep 5
+check_eq "[core] a one-shot command that times out: 124" 124 "$CLI_RC"
+printf 'from stdin\n' | pbox_cli run -i --file "$TEST_TMP/data.txt" "$IMGNAME" -- sh -c 'read l; echo "$l"' \
+        >"$TEST_TMP/run-i.out" 2>&1
+check_eq "[core] a one-shot run takes -i" "from stdin" "$(cat "$TEST_TMP/run-i.out")"
+run_cli ls -q
+check_eq "[core] one-shot runs leave no sandbox" "$BEFORE_RUNS" "$CLI_OUT"
+run_cli run --name x --file "$TEST_TMP/data.txt" "$IMGNAME" -- true
+check_eq "--name does not go with --file (usage error)" 125 "$CLI_RC"
+run_cli run --file "$TEST_TMP/no-such-file" "$IMGNAME" -- true
+check_eq "--file of a missing file is a usage error" 125 "$CLI_RC"
+run_cli run --rm --timeout 1s "$IMGNAME" -- sleep 5
+check_eq "[core] run --rm --timeout (create + exec): 124" 124 "$CLI_RC"
+run_cli ls -q
+check_eq "[core] ... and the sandbox is removed" "$BEFORE_RUNS" "$CLI_OUT"
 
 # ---------------------------------------------------------------- rm of a running sandbox
 sandbox_create --name cli-b "$IMGNAME" || bail_out "create cli-b"

@@ -1,7 +1,8 @@
 /* test_privsep.c — the privsep wire format (src/pboxd/privsep.c) over real
  * SOCK_SEQPACKET socketpairs: round trips inline and through sealed memfds,
- * channel passing, and hand-crafted hostile messages that must be rejected
- * without leaking the fds they carry. */
+ * channel passing, hand-crafted hostile messages that must be rejected
+ * without leaking the fds they carry, event streams (several responses on
+ * one channel), and the table of operation names. */
 #include <config.h>
 
 #include <dirent.h>
@@ -635,6 +636,111 @@ static void test_channel_hostile(void **state)
         assert_int_equal(count_fds(), before);
 }
 
+/* ---- streams and the op table ---------------------------------------------- */
+
+/* An event stream is several responses on one channel: a head, chunks
+ * (inline, empty, through a memfd), an end; in order, each intact. */
+static void test_stream_sequence(void **state)
+{
+        struct pair *p = *state;
+        struct pbox_error err = PBOX_ERROR_INIT;
+        const char *head = "{\"status\":200,\"stream\":true,\"content_type\":\"text/event-stream\"}";
+        const char *ev = "event: stdout\ndata: {\"data\":\"a\",\"encoding\":\"utf-8\"}\n\n";
+        size_t big_len = 3 * PRIVSEP_MAX_INLINE + 17;
+        char *big = util_xmalloc(big_len);
+        for (size_t i = 0; i < big_len; i++)
+                big[i] = (char) ('a' + i % 26);
+        int before = count_fds();
+
+        assert_int_equal(privsep_send_flags(p->a, MSG_DONTWAIT, head, NULL, 0, -1, &err), 0);
+        assert_int_equal(privsep_send_flags(p->a, MSG_DONTWAIT, "{\"chunk\":true}", ev, strlen(ev), -1, &err), 0);
+        assert_int_equal(privsep_send_flags(p->a, MSG_DONTWAIT, "{\"chunk\":true}", "", 0, -1, &err), 0);
+        assert_int_equal(privsep_send_flags(p->a, MSG_DONTWAIT, "{\"chunk\":true}", big, big_len, -1, &err), 0);
+        assert_int_equal(privsep_send_flags(p->a, MSG_DONTWAIT, "{\"end\":true}", NULL, 0, -1, &err), 0);
+
+        struct privsep_msg m = PRIVSEP_MSG_INIT;
+        assert_int_equal(privsep_recv_flags(p->b, MSG_DONTWAIT, &m, &err), 0);
+        assert_string_equal(m.meta, head);
+        assert_int_equal(m.body_len, 0);
+        privsep_msg_clear(&m);
+
+        assert_int_equal(privsep_recv_flags(p->b, MSG_DONTWAIT, &m, &err), 0);
+        assert_string_equal(m.meta, "{\"chunk\":true}");
+        assert_int_equal(m.body_len, strlen(ev));
+        assert_int_equal(m.body_fd, -1);
+        assert_memory_equal(m.body, ev, strlen(ev));
+        privsep_msg_clear(&m);
+
+        assert_int_equal(privsep_recv_flags(p->b, MSG_DONTWAIT, &m, &err), 0);
+        assert_string_equal(m.meta, "{\"chunk\":true}");
+        assert_int_equal(m.body_len, 0);
+        privsep_msg_clear(&m);
+
+        assert_int_equal(privsep_recv_flags(p->b, MSG_DONTWAIT, &m, &err), 0);
+        assert_int_equal(m.body_len, big_len);
+        assert_true(m.body_fd >= 0);
+        char *got = util_xmalloc(big_len);
+        assert_int_equal(pread(m.body_fd, got, big_len, 0), (ssize_t) big_len);
+        assert_memory_equal(got, big, big_len);
+        free(got);
+        privsep_msg_clear(&m);
+
+        assert_int_equal(privsep_recv_flags(p->b, MSG_DONTWAIT, &m, &err), 0);
+        assert_string_equal(m.meta, "{\"end\":true}");
+        privsep_msg_clear(&m);
+        assert_int_equal(privsep_recv_flags(p->b, MSG_DONTWAIT, &m, &err), -EAGAIN);
+        assert_int_equal(count_fds(), before);
+        free(big);
+}
+
+/* A core that closes a stream without "end": what was sent still arrives,
+ * then end of file. */
+static void test_stream_eof_without_end(void **state)
+{
+        struct pair *p = *state;
+        struct pbox_error err = PBOX_ERROR_INIT;
+        assert_int_equal(privsep_send(p->a, "{\"status\":200,\"stream\":true}", NULL, 0, -1, &err), 0);
+        assert_int_equal(privsep_send(p->a, "{\"chunk\":true}", "x", 1, -1, &err), 0);
+        close(p->a);
+        p->a = -1;
+        struct privsep_msg m = PRIVSEP_MSG_INIT;
+        assert_int_equal(privsep_recv(p->b, &m, &err), 0);
+        privsep_msg_clear(&m);
+        assert_int_equal(privsep_recv(p->b, &m, &err), 0);
+        assert_int_equal(m.body_len, 1);
+        privsep_msg_clear(&m);
+        assert_int_equal(privsep_recv(p->b, &m, &err), -ECONNRESET);
+        assert_int_equal(privsep_recv(p->b, &m, &err), -ECONNRESET);
+}
+
+/* The op table the api routes to: names unique, lowercase "word.word". */
+static void test_op_names(void **state)
+{
+        (void) state;
+        static const char *const names[] = {
+#define X(id, name) name,
+                PRIVSEP_OPS(X)
+#undef X
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(names); i++) {
+                assert_true(strlen(names[i]) > 0 && strlen(names[i]) < 32);
+                assert_int_equal(strspn(names[i], "abcdefghijklmnopqrstuvwxyz."), strlen(names[i]));
+                assert_true(names[i][0] != '.' && names[i][strlen(names[i]) - 1] != '.');
+                for (size_t j = 0; j < i; j++)
+                        assert_string_not_equal(names[i], names[j]);
+        }
+        /* The issue-3 operations the core dispatches. */
+        static const char *const wanted[] = { "exec.list", "exec.get", "exec.events", "exec.stdin", "exec.kill",
+                                              "sandbox.keepalive", "files.put", "files.get", "files.list",
+                                              "archive.put", "archive.get", "run", "health", "metrics" };
+        for (size_t w = 0; w < ARRAY_SIZE(wanted); w++) {
+                bool found = false;
+                for (size_t i = 0; i < ARRAY_SIZE(names); i++)
+                        found = found || !strcmp(names[i], wanted[w]);
+                assert_true(found);
+        }
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -653,6 +759,9 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_body_fd_checks, setup_pair, teardown_pair),
                 cmocka_unit_test_setup_teardown(test_channel_roundtrip, setup_pair, teardown_pair),
                 cmocka_unit_test_setup_teardown(test_channel_hostile, setup_pair, teardown_pair),
+                cmocka_unit_test_setup_teardown(test_stream_sequence, setup_pair, teardown_pair),
+                cmocka_unit_test_setup_teardown(test_stream_eof_without_end, setup_pair, teardown_pair),
+                cmocka_unit_test(test_op_names),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
