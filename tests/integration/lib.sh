@@ -377,6 +377,30 @@ pboxd_start() {
         _pboxd_start_on "$PBOXD_PORT"
 }
 
+# ---------------------------------------------------------------- recipe images
+
+# recipe_image NAME: path of the NAME:latest archive built by
+# rootfs-recipes/NAME/build, built once (under a lock) into $PBOX_RECIPE_CACHE
+# (default $PBOX_BUILDDIR/tests/images) and rebuilt when the recipe changes.
+: "${PBOX_RECIPE_CACHE:=${PBOX_BUILDDIR:-.}/tests/images}"
+export PBOX_RECIPE_CACHE
+recipe_image() {
+        _ri_out=$PBOX_RECIPE_CACHE/$1.tar
+        _ri_lib=$PBOX_SRCDIR/rootfs-recipes/lib
+        _ri_recipe=$PBOX_SRCDIR/rootfs-recipes/$1/build
+        mkdir -p "$PBOX_RECIPE_CACHE" || return 1
+        (
+                flock -w 900 9 || { echo "# recipe_image $1: lock timeout" >&2; exit 1; }
+                if [ -s "$_ri_out" ] && [ -n "$(find "$_ri_out" -newer "$_ri_recipe" -newer "$_ri_lib/debian.sh" \
+                        -newer "$_ri_lib/debs.sh" -newer "$_ri_lib/ociarchive.py")" ]; then
+                        exit 0
+                fi
+                timeout -k 10 900 "$_ri_recipe" "$_ri_out" >&2
+        ) 9>"$PBOX_RECIPE_CACHE/.$1.lock" || { echo "# recipe_image $1: the recipe failed" >&2; return 1; }
+        printf '%s\n' "$_ri_out"
+}
+
+
 # pboxd_stop: SIGTERM, wait (bounded), SIGKILL if needed.  Returns 1 when
 # pboxd had to be killed or exited non-zero; PBOXD_EXIT_STATUS has its status.
 pboxd_stop() {

@@ -28,25 +28,6 @@ W=$TEST_TMP/work
 mkdir -p "$W"
 T_START=$(date +%s)
 
-# recipe_image NAME: build (once, under a lock) the archive of recipe NAME in
-# $PBOX_RECIPE_CACHE and print its path.  Rebuilt when the recipe or a shared
-# helper is newer than the archive.
-recipe_image() {
-        _ri_out=$PBOX_RECIPE_CACHE/$1.tar
-        _ri_lib=$PBOX_SRCDIR/rootfs-recipes/lib
-        _ri_recipe=$PBOX_SRCDIR/rootfs-recipes/$1/build
-        mkdir -p "$PBOX_RECIPE_CACHE" || return 1
-        (
-                flock -w 900 9 || { echo "# recipe_image $1: lock timeout" >&2; exit 1; }
-                if [ -s "$_ri_out" ] && [ -n "$(find "$_ri_out" -newer "$_ri_recipe" -newer "$_ri_lib/debian.sh" \
-                        -newer "$_ri_lib/debs.sh" -newer "$_ri_lib/ociarchive.py")" ]; then
-                        exit 0
-                fi
-                timeout -k 10 900 "$_ri_recipe" "$_ri_out" >&2
-        ) 9>"$PBOX_RECIPE_CACHE/.$1.lock" || { echo "# recipe_image $1: the recipe failed" >&2; return 1; }
-        printf '%s\n' "$_ri_out"
-}
-
 # exec_in ID STDIN_FILE CMD...: pbox exec -i, stdin from STDIN_FILE; sets
 # EXEC_OUT EXEC_ERR EXEC_RC like pbox_exec.
 exec_in() {
