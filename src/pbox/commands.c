@@ -514,6 +514,145 @@ static int cmd_image_rm(struct pbox_cli *cli, const struct pbox_cmd *cmd, int ar
         return status;
 }
 
+/* -------------------------------------------------------------- tenants */
+
+static int cmd_tenant_add(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
+{
+        enum { OPT_MAX_SB = 0x200, OPT_MAX_EX, OPT_IMAGE };
+        static const struct option opts[] = {
+                { "max-sandboxes", required_argument, NULL, OPT_MAX_SB },
+                { "max-execs", required_argument, NULL, OPT_MAX_EX },
+                { "image", required_argument, NULL, OPT_IMAGE },
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        struct pbox_error err = PBOX_ERROR_INIT;
+        _cleanup_json_ json_t *body = json_object();
+        json_t *images = NULL;
+        bool as_json = false;
+        int c;
+        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+                char *end = NULL;
+                unsigned long v;
+                switch (c) {
+                case OPT_MAX_SB:
+                case OPT_MAX_EX:
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || !*optarg || *end || v > UINT32_MAX)
+                                return usage_error(cmd, "%s needs a number", c == OPT_MAX_SB ? "--max-sandboxes" : "--max-execs");
+                        json_object_set_new(body, c == OPT_MAX_SB ? "max_sandboxes" : "max_execs", json_integer((json_int_t) v));
+                        break;
+                case OPT_IMAGE:
+                        if (!images) {
+                                images = json_array();
+                                json_object_set_new(body, "images", images);
+                        }
+                        json_array_append_new(images, json_string(optarg));
+                        break;
+                case 'j': as_json = true; break;
+                case 'h': return show_help(cmd);
+                default: return option_error(cmd, c, argv);
+                }
+        }
+        if (optind + 1 != argc)
+                return usage_error(cmd, "expected one tenant NAME");
+        json_object_set_new(body, "name", json_string(argv[optind]));
+        if (cli_client(cli, &err) < 0)
+                return fail(cmd, &err);
+        _cleanup_json_ json_t *resp = NULL;
+        if (pbox_client_call(&cli->client, "POST", "/v1/tenants", body, PBOX_DEFAULT_TIMEOUT_MS, &resp, NULL, &err) < 0)
+                return fail(cmd, &err);
+        if (as_json)
+                return print_json(resp) < 0 ? cmd->fail_status : 0;
+        print_field(resp, "token", "");
+        return 0;
+}
+
+static int cmd_tenant_ls(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "json", no_argument, NULL, 'j' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        struct pbox_error err = PBOX_ERROR_INIT;
+        bool as_json = false;
+        int c;
+        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'j': as_json = true; break;
+                case 'h': return show_help(cmd);
+                default: return option_error(cmd, c, argv);
+                }
+        }
+        if (optind != argc)
+                return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+        if (cli_client(cli, &err) < 0)
+                return fail(cmd, &err);
+        _cleanup_json_ json_t *resp = NULL;
+        if (pbox_client_call(&cli->client, "GET", "/v1/tenants", NULL, PBOX_DEFAULT_TIMEOUT_MS, &resp, NULL, &err) < 0)
+                return fail(cmd, &err);
+        json_t *list = json_object_get(resp, "tenants");
+        if (as_json)
+                return print_json(list) < 0 ? cmd->fail_status : 0;
+        printf("%-24s %-14s %-10s %s\n", "NAME", "MAX SANDBOXES", "MAX EXECS", "IMAGES");
+        size_t i;
+        json_t *t;
+        json_array_foreach(list, i, t) {
+                json_int_t ms = json_integer_value(json_object_get(t, "max_sandboxes"));
+                json_int_t me = json_integer_value(json_object_get(t, "max_execs"));
+                json_t *imgs = json_object_get(t, "images");
+                char msb[24], mex[24];
+                snprintf(msb, sizeof msb, "%lld", (long long) ms);
+                snprintf(mex, sizeof mex, "%lld", (long long) me);
+                printf("%-24s %-14s %-10s ", json_string_value(json_object_get(t, "name")), ms ? msb : "-", me ? mex : "-");
+                if (!json_is_array(imgs))
+                        printf("all\n");
+                else {
+                        size_t k;
+                        json_t *im;
+                        json_array_foreach(imgs, k, im)
+                                printf("%s%s", k ? "," : "", json_string_value(im));
+                        printf("\n");
+                }
+        }
+        return 0;
+}
+
+static int cmd_tenant_rm(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        struct pbox_error err = PBOX_ERROR_INIT;
+        int c;
+        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
+                switch (c) {
+                case 'h': return show_help(cmd);
+                default: return option_error(cmd, c, argv);
+                }
+        }
+        if (optind >= argc)
+                return usage_error(cmd, "expected at least one tenant NAME");
+        if (cli_client(cli, &err) < 0)
+                return fail(cmd, &err);
+        int status = 0;
+        for (int i = optind; i < argc; i++) {
+                _cleanup_free_ char *e = pbox_uri_escape(argv[i]);
+                _cleanup_free_ char *target = util_xasprintf("/v1/tenants/%s", e);
+                _cleanup_json_ json_t *resp = NULL;
+                if (pbox_client_call(&cli->client, "DELETE", target, NULL, PBOX_DEFAULT_TIMEOUT_MS, &resp, NULL, &err) < 0) {
+                        status = fail(cmd, &err);
+                        continue;
+                }
+                print_field(resp, "removed", argv[i]);
+        }
+        return status;
+}
+
 /* ------------------------------------------------------------ sandboxes */
 
 struct create_opts {
@@ -2005,6 +2144,17 @@ const struct pbox_cmd pbox_cmds[] = {
           cmd_image_ls, PBOX_EXIT_FAILURE },
         { "image rm", "REF...", "Remove images (NAME[:TAG] or 64-hex ID).",
           "An image in use by a sandbox cannot be removed.", NULL, cmd_image_rm, PBOX_EXIT_FAILURE },
+        { "tenant add", "[OPTIONS] NAME", "Create a tenant and print its token (shown only this once).",
+          "Needs the admin token. A tenant sees only its own sandboxes.",
+          "      --max-sandboxes N    concurrent sandboxes (default: no limit)\n"
+          "      --max-execs N        concurrent running execs (default: no limit)\n"
+          "      --image REF          an image it may use (repeatable; default: all)\n"
+          "      --json               print the whole record, token included\n",
+          cmd_tenant_add, PBOX_EXIT_FAILURE },
+        { "tenant ls", "[--json]", "List tenants (admin token).", NULL, "      --json               print JSON\n",
+          cmd_tenant_ls, PBOX_EXIT_FAILURE },
+        { "tenant rm", "NAME...", "Remove tenants that have no sandboxes left (admin token).", NULL, NULL,
+          cmd_tenant_rm, PBOX_EXIT_FAILURE },
 };
 
 const size_t pbox_cmds_count = ARRAY_SIZE(pbox_cmds);

@@ -45,13 +45,17 @@ static void general_help(FILE *f)
                 "help");
 }
 
-static void image_help(FILE *f)
+/* Commands of two words: "image load", "tenant add", ... */
+static const char *const groups[] = { "image", "tenant", NULL };
+
+static void group_help(const char *group, FILE *f)
 {
-        fprintf(f, "Usage: pbox image COMMAND [ARG...]\n\nCommands:\n");
+        size_t gl = strlen(group);
+        fprintf(f, "Usage: pbox %s COMMAND [ARG...]\n\nCommands:\n", group);
         for (size_t i = 0; i < pbox_cmds_count; i++)
-                if (!strncmp(pbox_cmds[i].name, "image ", 6))
+                if (!strncmp(pbox_cmds[i].name, group, gl) && pbox_cmds[i].name[gl] == ' ')
                         print_summary_line(&pbox_cmds[i], f);
-        fprintf(f, "\nRun 'pbox image COMMAND --help' for the options of a command.\n");
+        fprintf(f, "\nRun 'pbox %s COMMAND --help' for the options of a command.\n", group);
 }
 
 static const struct pbox_cmd *find_cmd(const char *group, const char *name)
@@ -68,26 +72,28 @@ static bool is_help(const char *s)
         return !strcmp(s, "-h") || !strcmp(s, "--help");
 }
 
-/* Resolves argv[0] (and argv[1] for "image") to a command; *ret_words is
+/* Resolves argv[0] (and argv[1] for a group) to a command; *ret_words is
  * how many words the name took.  Returns NULL after printing a message
  * when there is none, with *ret_status set. */
 static const struct pbox_cmd *resolve(int argc, char **argv, int *ret_words, int *ret_status)
 {
         *ret_status = PBOX_EXIT_FAILURE;
-        if (!strcmp(argv[0], "image")) {
+        for (const char *const *g = groups; *g; g++) {
+                if (strcmp(argv[0], *g))
+                        continue;
                 if (argc < 2) {
-                        fprintf(stderr, "pbox: image: missing command\n");
-                        image_help(stderr);
+                        fprintf(stderr, "pbox: %s: missing command\n", *g);
+                        group_help(*g, stderr);
                         return NULL;
                 }
                 if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
-                        image_help(stdout);
+                        group_help(*g, stdout);
                         *ret_status = 0;
                         return NULL;
                 }
-                const struct pbox_cmd *cmd = find_cmd("image", argv[1]);
+                const struct pbox_cmd *cmd = find_cmd(*g, argv[1]);
                 if (!cmd)
-                        fprintf(stderr, "pbox: unknown command 'image %s'\nTry 'pbox image --help'.\n", argv[1]);
+                        fprintf(stderr, "pbox: unknown command '%s %s'\nTry 'pbox %s --help'.\n", *g, argv[1], *g);
                 *ret_words = 2;
                 return cmd;
         }

@@ -62,6 +62,7 @@ api_call GET "/v1/sandboxes/$TTL"
 check_eq "an expired sandbox is removed after expired_keep_s" 404 "$API_STATUS"
 check "... with its state dir" test ! -e "$PBOXD_STATE/sandboxes/$TTL"
 api_call DELETE "/v1/sandboxes/$KEPT?force=true"
+api_call DELETE "/v1/sandboxes/$IDLE"     # (unless its expired_keep_s ran out already)
 
 # ---- tenants
 api_json POST /v1/tenants '{"name":"alice","max_sandboxes":1,"max_execs":1,"images":["busybox"]}'
@@ -118,6 +119,15 @@ check_eq "and its token no longer works" 401 "$API_STATUS"
 pboxd_restart
 as "$BOB" GET /v1/sandboxes
 check_eq "tenants survive a restart" 200 "$API_STATUS"
+# the CLI
+DAVE=$(pbox_cli tenant add --max-sandboxes 1 --image busybox dave)
+check_match "pbox tenant add prints the new token" '^[0-9a-f]{64}$' "$DAVE"
+check_match "pbox tenant ls lists it with its quota" '^dave +1 ' "$(pbox_cli tenant ls)"
+out=$(PBOX_TOKEN=$DAVE PBOX_TOKEN_FILE= pbox_cli run --rm busybox -- echo as-dave 2>&1)
+check_eq "the tenant's token works with the CLI" as-dave "$out"
+out=$(PBOX_TOKEN=$DAVE PBOX_TOKEN_FILE= pbox_cli tenant ls 2>&1)
+check_match "a tenant cannot list tenants" 'admin token' "$out"
+check "pbox tenant rm removes it" pbox_cli tenant rm dave
 
 # ---- health and metrics
 API_STATUS=$(curl -sS -o "$TEST_TMP/.h" -w '%{http_code}' "$PBOX_URL/healthz")
