@@ -129,6 +129,22 @@ out=$(PBOX_TOKEN=$DAVE PBOX_TOKEN_FILE= pbox_cli tenant ls 2>&1)
 check_match "a tenant cannot list tenants" 'admin token' "$out"
 check "pbox tenant rm removes it" pbox_cli tenant rm dave
 
+# ---- global backpressure: past max_running_execs, 503 with Retry-After
+pboxd_restart "expired_keep_s = 2" "max_running_execs = 1"
+api_json POST /v1/sandboxes '{"image":"busybox"}'
+BP=$(json_get .id)
+api_json POST "/v1/sandboxes/$BP/exec" '{"argv":["sleep","30"],"wait":false}'
+BP_EID=$(json_get .id)
+hdrs=$(curl -sS -D - -o "$TEST_TMP/.bp" -H "Authorization: Bearer $(cat "$PBOX_TOKEN_FILE")" \
+        -d '{"argv":["true"]}' "$PBOX_URL/v1/sandboxes/$BP/exec" | tr -d '\r')
+check_match "a saturated pboxd answers 503" '^HTTP/1.1 503' "$hdrs"
+check_match "... with Retry-After" '^Retry-After: [0-9]+' "$hdrs"
+check_eq "... and a JSON error" unavailable "$(jq -r .error.code "$TEST_TMP/.bp")"
+api_json POST "/v1/sandboxes/$BP/execs/$BP_EID/kill" '{"grace_ms":0}'
+api_json POST "/v1/sandboxes/$BP/exec" '{"argv":["true"]}'
+check_eq "once the exec is gone, execs run again" ok "$(json_get .status)"
+api_call DELETE "/v1/sandboxes/$BP?force=true"
+
 # ---- health and metrics
 API_STATUS=$(curl -sS -o "$TEST_TMP/.h" -w '%{http_code}' "$PBOX_URL/healthz")
 check_eq "/healthz needs no token" 200 "$API_STATUS"
