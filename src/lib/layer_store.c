@@ -241,25 +241,6 @@ static int set_meta_fd(int fd, const char *entry, uid_t uid, gid_t gid, mode_t p
         return 0;
 }
 
-static int write_at(int fd, const void *buf, size_t len, off_t off)
-{
-        const char *p = buf;
-        while (len > 0) {
-                ssize_t n = pwrite(fd, p, len, off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO;
-                p += n;
-                len -= (size_t) n;
-                off += n;
-        }
-        return 0;
-}
-
 static void record_dir(struct unpack *u, const char *path, struct archive_entry *e)
 {
         if (u->n_dirs == u->cap_dirs) {
@@ -361,7 +342,7 @@ static int make_file(struct unpack *u, struct archive *tar, struct archive_entry
                 }
                 if (off < 0 || (u->o->max_bytes && (uint64_t) off + len > u->o->max_bytes))
                         return pbox_error_set(err, EFBIG, "entry '%s': data beyond the layer limit", path);
-                r = write_at(fd, blk, len, (off_t) off);
+                r = util_pwrite_all(fd, blk, len, (off_t) off);
                 if (r < 0)
                         return pbox_error_sys(err, -r, "entry '%s': write", path);
         }

@@ -496,25 +496,6 @@ static int clear_name(int parent, const char *base, const char *entry, struct pb
         return 0;
 }
 
-static int write_at(int fd, const void *buf, size_t len, off_t off)
-{
-        const char *p = buf;
-        while (len > 0) {
-                ssize_t n = pwrite(fd, p, len, off);
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (n == 0)
-                        return -EIO;
-                p += n;
-                len -= (size_t) n;
-                off += n;
-        }
-        return 0;
-}
-
 static int extract_file(struct extractor *x, struct archive_entry *e, const char *path, int parent,
                         const char *base, struct pbox_error *err)
 {
@@ -541,7 +522,7 @@ static int extract_file(struct extractor *x, struct archive_entry *e, const char
                         return pbox_error_set(err, EINVAL, "entry '%s': %s", path, archive_error_string(x->a));
                 if (off < 0 || (uint64_t) off > (uint64_t) size || len > (uint64_t) size - (uint64_t) off)
                         return pbox_error_set(err, EINVAL, "entry '%s': data beyond the entry's size", path);
-                r = write_at(fd, blk, len, (off_t) off);
+                r = util_pwrite_all(fd, blk, len, (off_t) off);
                 if (r < 0)
                         return pbox_error_sys(err, -r, "entry '%s': write", path);
         }

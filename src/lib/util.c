@@ -99,6 +99,25 @@ int util_write_all(int fd, const void *buf, size_t len)
         return 0;
 }
 
+int util_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+        const char *p = buf;
+        while (len > 0) {
+                ssize_t n = pwrite(fd, p, len, off);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (n == 0)
+                        return -EIO;
+                p += n;
+                len -= (size_t) n;
+                off += n;
+        }
+        return 0;
+}
+
 int util_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len)
 {
         size_t cap = 4096, len = 0;

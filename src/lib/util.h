@@ -56,6 +56,8 @@ char **util_strv_dup(char *const *v);
 /* ---- I/O ---------------------------------------------------------------- */
 /* Write all of buf, retrying on EINTR/short writes.  Returns 0 or -errno. */
 int util_write_all(int fd, const void *buf, size_t len);
+/* The same at an offset (pwrite), leaving the file offset alone. */
+int util_pwrite_all(int fd, const void *buf, size_t len, off_t off);
 /* Read until EOF, at most max bytes (-EFBIG past that).  *ret_buf is
  * NUL-terminated (not counted in *ret_len). */
 int util_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len);
