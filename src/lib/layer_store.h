@@ -4,12 +4,14 @@
  * way; committing staged layers into STATE_DIR/layers/<diffid-hex>/ and
  * removing layers no image uses.
  *
- * Unpacking policy (docs/ARCHITECTURE.md has the reasoning):
+ * Unpacking policy (docs/ARCHITECTURE.md has the reasoning; the rules
+ * shared with tartree.c live in tarentry.c):
  *  - entry names are cleaned: a leading "/" is dropped (absolute names are
  *    made relative to the layer root, as GNU tar and docker do), "." and
  *    empty components are dropped, any ".." component rejects the layer;
  *  - every parent directory is resolved beneath the layer root without
- *    following any symlink (openat2 RESOLVE_IN_ROOT|RESOLVE_NO_SYMLINKS): an
+ *    following any symlink (pathsafe_open_nofollow: openat2
+ *    RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, or an O_NOFOLLOW walk): an
  *    entry "x/passwd" after a symlink entry "x -> /etc" rejects the layer;
  *    missing parents are created (0755, owned by the mapped root);
  *  - files are created with O_CREAT|O_EXCL|O_NOFOLLOW relative to the parent

@@ -2,7 +2,8 @@
  * classifying overlay whiteout entries, and opening a path beneath a root
  * directory without ever leaving it (openat2 RESOLVE_IN_ROOT, or a component
  * walk with O_NOFOLLOW that re-roots symlinks by hand on kernels without
- * openat2).  See pathsafe.h for the contracts. */
+ * openat2), or beneath a directory following no symlink at all.  See
+ * pathsafe.h for the contracts. */
 #include "config.h"
 
 #include <errno.h>
@@ -338,4 +339,65 @@ int pathsafe_open_beneath(int root_fd, const char *path, int flags, mode_t mode,
                 return -errno;
         }
         return -EAGAIN;
+}
+
+static bool no_openat2;        /* the kernel said ENOSYS/E2BIG once */
+
+static int open_nofollow(int dir_fd, const char *path, int flags, bool no_xdev)
+{
+        if (!path)
+                return -EINVAL;
+        if (strnlen(path, PATH_MAX) >= PATH_MAX)
+                return -ENAMETOOLONG;
+        if (!*path)
+                path = ".";
+        /* A final symlink: ELOOP (RESOLVE_NO_SYMLINKS).  O_NOFOLLOW would
+         * turn that into ENOTDIR for directories (O_PATH|O_NOFOLLOW opens the
+         * link itself), a less telling error. */
+        int nofollow = (flags & O_DIRECTORY) ? 0 : O_NOFOLLOW;
+        if (!no_openat2) {
+                struct open_how how = {
+                        .flags = (uint64_t) (flags | nofollow | O_CLOEXEC),
+                        .resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+                                   (no_xdev ? RESOLVE_NO_XDEV : 0),
+                };
+                for (int attempt = 0; attempt < 16; attempt++) {
+                        int fd = sys_openat2(dir_fd, path, &how, sizeof how);
+                        if (fd >= 0)
+                                return fd;
+                        if (errno == EAGAIN)
+                                continue;       /* a concurrent rename: retry */
+                        if (errno != ENOSYS && errno != E2BIG)
+                                return -errno;
+                        no_openat2 = true;
+                        break;
+                }
+                if (!no_openat2)
+                        return -EAGAIN;
+        }
+        int fd = pathsafe_open_beneath_walk(dir_fd, path, flags | nofollow, 0, true);
+        if (fd >= 0 && no_xdev) {
+                /* Without openat2 only a directory on another file system is
+                 * recognised (overlayfs reports its own device for directories). */
+                struct stat a, b;
+                if (fstat(fd, &b) < 0 || fstat(dir_fd, &a) < 0 || (S_ISDIR(b.st_mode) && a.st_dev != b.st_dev)) {
+                        close(fd);
+                        return -EXDEV;
+                }
+        }
+        return fd;
+}
+
+int pathsafe_open_nofollow(int dir_fd, const char *path, int flags, bool no_xdev)
+{
+        int fd = open_nofollow(dir_fd, path, flags, no_xdev);
+        if (fd >= 0 && (flags & O_PATH) && !(flags & O_DIRECTORY)) {
+                /* O_PATH|O_NOFOLLOW opens a final symlink itself: refuse it too */
+                struct stat st;
+                if (fstat(fd, &st) < 0 || S_ISLNK(st.st_mode)) {
+                        close(fd);
+                        return -ELOOP;
+                }
+        }
+        return fd;
 }

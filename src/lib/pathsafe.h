@@ -1,8 +1,10 @@
 /* pathsafe.h — checks and resolution of untrusted paths: archive entry names,
  * whiteout names, and paths resolved beneath a root directory without leaving it
  * (openat2 RESOLVE_IN_ROOT when the kernel has it, a careful component walk
- * otherwise).  Used by layer unpacking (CVE-2021-29136 class) and by the
- * rootfs setup (CVE-2021-30465 class). */
+ * otherwise), or beneath a directory without following any symlink at all
+ * (openat2 RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS).  Used by the tar extractors
+ * (tarentry.c; CVE-2021-29136 class) and by the rootfs setup
+ * (CVE-2021-30465 class). */
 #pragma once
 
 #include <stdbool.h>
@@ -36,3 +38,14 @@ int pathsafe_open_beneath(int root_fd, const char *path, int flags, mode_t mode,
 /* The component walk pathsafe_open_beneath falls back to when the kernel has
  * no openat2; exported so the tests exercise it on every kernel. */
 int pathsafe_open_beneath_walk(int root_fd, const char *path, int flags, mode_t mode, bool no_symlinks);
+
+/* Open `path` (relative, cleaned: no ".." components) beneath dir_fd without
+ * following any symlink, a final one included (-ELOOP), and, with no_xdev,
+ * without crossing into another mount (-EXDEV).  openat2
+ * RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS|RESOLVE_NO_MAGICLINKS[|RESOLVE_NO_XDEV];
+ * on kernels without openat2 the component walk above with no_symlinks, where
+ * no_xdev only recognises a directory on another file system.  "" opens
+ * dir_fd itself.  flags as for openat (O_CLOEXEC is always added; O_NOFOLLOW
+ * is added unless O_DIRECTORY is set, so that a final symlink is -ELOOP, not
+ * the link itself).  Returns an fd or -errno. */
+int pathsafe_open_nofollow(int dir_fd, const char *path, int flags, bool no_xdev);

@@ -15,7 +15,7 @@
  * caller), modes and mtimes are kept, xattrs are not.
  *
  * Extracting (the policy of image layers, layer_store.h, without
- * whiteouts and ownership shifting):
+ * whiteouts and ownership shifting; the shared rules live in tarentry.c):
  *  - names are cleaned (pathsafe_clean_entry): a leading "/" is dropped,
  *    any ".." component rejects the archive;
  *  - every parent is resolved beneath the directory without following any

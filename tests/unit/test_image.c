@@ -1,7 +1,9 @@
 /* test_image.c — unit tests of the image store: reference normalisation,
  * digest parsing, and real loads through image_store_load() of archives made
  * by tests/integration/mkimage.py into a temporary state dir (good OCI and
- * docker-save images, every hostile kind, limits, concurrent loads).
+ * docker-save images, every hostile kind, limits, concurrent loads), and
+ * layer_unpack() directly on tars made here (replacement, owners, refusals
+ * in both the unpacking and the verify-only mode).
  * The loads shift ownership and create whiteout devices: they need root and
  * are skipped otherwise. */
 #include "config.h"
@@ -25,8 +27,13 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <archive.h>
+#include <archive_entry.h>
+#include <sys/mman.h>
+
 #include "digest.h"
 #include "image_store.h"
+#include "layer_store.h"
 #include "json.h"
 #include "util.h"
 
@@ -872,6 +879,162 @@ static void test_stale_tmp(void **state)
         assert_int_equal(count_entries(f, "tmp", NULL), 0);
 }
 
+/* ---- layer_unpack directly: the layer's own rules on top of tarentry.c's ---- */
+
+struct lent {
+        const char *name;
+        char type;              /* f file, d dir, l symlink, h hardlink, c chardev */
+        const char *data;       /* file data, or link target */
+        unsigned mode;
+        int64_t uid;
+};
+
+/* A tar of the entries in a memfd, at offset 0. */
+static int layer_tar(const struct lent *e, size_t n)
+{
+        size_t cap = 1 << 20, used = 0;
+        char *buf = util_xmalloc(cap);
+        struct archive *a = archive_write_new();
+        assert_int_equal(archive_write_set_format_pax_restricted(a), ARCHIVE_OK);
+        assert_int_equal(archive_write_open_memory(a, buf, cap, &used), ARCHIVE_OK);
+        for (size_t i = 0; i < n; i++) {
+                struct archive_entry *ae = archive_entry_new();
+                archive_entry_set_pathname(ae, e[i].name);
+                switch (e[i].type) {
+                case 'f':
+                        archive_entry_set_filetype(ae, AE_IFREG);
+                        archive_entry_set_size(ae, (la_int64_t) strlen(e[i].data));
+                        break;
+                case 'd': archive_entry_set_filetype(ae, AE_IFDIR); break;
+                case 'l': archive_entry_set_filetype(ae, AE_IFLNK); archive_entry_set_symlink(ae, e[i].data); break;
+                case 'h': archive_entry_set_filetype(ae, AE_IFREG); archive_entry_set_hardlink(ae, e[i].data); break;
+                case 'c': archive_entry_set_filetype(ae, AE_IFCHR); archive_entry_set_rdev(ae, makedev(1, 3)); break;
+                }
+                archive_entry_set_perm(ae, e[i].mode ? e[i].mode : e[i].type == 'd' ? 0755 : 0644);
+                archive_entry_set_uid(ae, e[i].uid);
+                archive_entry_set_gid(ae, e[i].uid);
+                archive_entry_set_mtime(ae, 1000000000, 0);
+                assert_true(archive_write_header(a, ae) >= ARCHIVE_WARN);
+                if (e[i].type == 'f')
+                        assert_int_equal(archive_write_data(a, e[i].data, strlen(e[i].data)), (la_ssize_t) strlen(e[i].data));
+                archive_entry_free(ae);
+        }
+        assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+        archive_write_free(a);
+        int fd = memfd_create("layer", MFD_CLOEXEC);
+        assert_true(fd >= 0);
+        assert_int_equal(util_write_all(fd, buf, used), 0);
+        assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+        free(buf);
+        return fd;
+}
+
+/* Unpack into a fresh dir base/<name> (root_fd -1 with verify); returns the
+ * result of layer_unpack, err set. */
+static int unpack(const char *base, const char *name, bool verify, const struct lent *e, size_t n,
+                  struct pbox_error *err)
+{
+        int src = layer_tar(e, n);
+        char *dir = util_xasprintf("%s/%s", base, name);
+        assert_int_equal(mkdir(dir, 0700), 0);
+        int root = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(root >= 0);
+        struct layer_unpack_opts o = { .uid_base = UID_BASE, .gid_base = UID_BASE, .id_count = ID_COUNT };
+        struct layer_unpack_result res;
+        int r = layer_unpack(src, verify ? -1 : root, &o, &res, err);
+        close(root);
+        close(src);
+        free(dir);
+        return r;
+}
+
+static void test_layer_rules(void **state)
+{
+        (void) state;
+        if (!need_root())
+                skip();
+        char base[] = "/tmp/pbox-layer-XXXXXX";
+        assert_non_null(mkdtemp(base));
+        char *outside = util_xasprintf("%s/outside", base);
+        assert_int_equal(mkdir(outside, 0755), 0);
+        struct pbox_error err = PBOX_ERROR_INIT;
+        char p[256];
+        struct stat st;
+
+        /* a later entry replaces what an earlier one made: a directory (with
+         * content) by a file, a file by a directory, a symlink by a file */
+        const struct lent replace[] = {
+                { "d", 'd', NULL, 0, 0 }, { "d/x", 'f', "x", 0, 0 }, { "d", 'f', "file now", 0, 0 },
+                { "f", 'f', "y", 0, 0 }, { "f", 'd', NULL, 0750, 0 },
+                { "s", 'l', "../outside", 0, 0 }, { "s", 'f', "z", 0, 0 },
+                { "implicit/deep/file", 'f', "q", 06755, 5 }, { "dev", 'c', NULL, 0, 0 },
+        };
+        if (unpack(base, "replace", false, replace, ARRAY_SIZE(replace), &err) < 0)
+                fail_msg("replace: %s", err.message);
+        snprintf(p, sizeof p, "%s/replace/d", base);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        snprintf(p, sizeof p, "%s/replace/f", base);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_true(S_ISDIR(st.st_mode));
+        assert_int_equal(st.st_mode & 07777, 0750);
+        snprintf(p, sizeof p, "%s/replace/s", base);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_true(S_ISREG(st.st_mode));
+        /* owners shifted, setuid/setgid stripped, implicit parents owned by the mapped root */
+        snprintf(p, sizeof p, "%s/replace/implicit/deep/file", base);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_uid, UID_BASE + 5);
+        assert_int_equal(st.st_mode & 07777, 0755);
+        snprintf(p, sizeof p, "%s/replace/implicit/deep", base);
+        assert_int_equal(lstat(p, &st), 0);
+        assert_int_equal(st.st_uid, UID_BASE);
+        assert_int_equal(st.st_mode & 07777, 0755);
+        snprintf(p, sizeof p, "%s/replace/dev", base);
+        assert_int_equal(lstat(p, &st), -1);
+
+        /* refused, in both modes, naming the entry */
+        char *longtarget = util_xmalloc(4097);
+        memset(longtarget, 'x', 4096);
+        longtarget[4096] = '\0';
+        const struct lent through[] = { { "l", 'l', outside, 0, 0 }, { "l/pwned", 'f', "x", 0, 0 } };
+        const struct lent too_long[] = { { "long", 'l', longtarget, 0, 0 } };
+        const struct lent top_file[] = { { ".", 'f', "x", 0, 0 } };
+        const struct lent bad_uid[] = { { "u", 'f', "x", 0, ID_COUNT } };
+        const struct lent hl_out[] = { { "h", 'h', "../outside", 0, 0 } };
+        const struct {
+                const char *what;
+                const struct lent *e;
+                size_t n;
+                int code;
+                bool verify_too;        /* refused without unpacking as well */
+                const char *needle;     /* in the message */
+        } bad[] = {
+                { "through", through, 2, ELOOP, false, "entry 'l/pwned'" },
+                { "long", too_long, 1, EINVAL, true, "entry 'long': symlink target longer than 4095" },
+                { "top", top_file, 1, EINVAL, true, "top of the archive must be a directory" },
+                { "uid", bad_uid, 1, ERANGE, true, "entry 'u'" },
+                { "hardlink out", hl_out, 1, EINVAL, true, "entry 'h'" },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+                for (int verify = 0; verify <= (bad[i].verify_too ? 1 : 0); verify++) {
+                        char name[64];
+                        snprintf(name, sizeof name, "bad%zu-%d", i, verify);
+                        int r = unpack(base, name, verify, bad[i].e, bad[i].n, &err);
+                        if (r != -bad[i].code)
+                                fail_msg("%s (verify %d): expected %s, got %d (%s)", bad[i].what, verify,
+                                         strerror(bad[i].code), r, err.message);
+                        if (!strstr(err.message, bad[i].needle))
+                                fail_msg("%s: '%s' is not in the error: %s", bad[i].what, bad[i].needle, err.message);
+                }
+        }
+        free(longtarget);
+        snprintf(p, sizeof p, "%s/pwned", outside);
+        assert_int_equal(lstat(p, &st), -1);
+        util_rm_rf_at(AT_FDCWD, base, NULL);
+        free(outside);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -885,6 +1048,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_concurrent, fx_setup, fx_teardown),
                 cmocka_unit_test_setup_teardown(test_layer_vanishes, fx_setup, fx_teardown),
                 cmocka_unit_test_setup_teardown(test_stale_tmp, fx_setup, fx_teardown),
+                cmocka_unit_test(test_layer_rules),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

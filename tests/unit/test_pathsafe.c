@@ -1,6 +1,7 @@
 /* test_pathsafe.c — unit tests of pathsafe.c: entry name cleaning, whiteout
  * classification, and resolution beneath a root with hostile symlinks
- * (both openat2 and the fallback walk). */
+ * (both openat2 and the fallback walk), and the no-follow open of the tar
+ * extractors. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -13,7 +14,10 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "pathsafe.h"
@@ -345,6 +349,68 @@ static void test_beneath_create(void **state)
         assert_content(open(secret, O_RDONLY | O_CLOEXEC), "secret");
 }
 
+/* pathsafe_open_nofollow: beneath a directory, no symlink at all (a final
+ * one included), and with no_xdev no other mount. */
+static void test_nofollow(void **state)
+{
+        struct fixture *f = *state;
+        assert_content(pathsafe_open_nofollow(f->root_fd, "d/f", O_RDONLY, false), "inside-f");
+        assert_content(pathsafe_open_nofollow(f->root_fd, "file", O_RDONLY, true), "plain");
+        static const char *const through[] = { "inside/f", "abs/passwd", "rel/passwd", "up/secret", "base/outside/secret",
+                                               "magic/passwd", "loop1/x", "d/parent/file" };
+        for (size_t i = 0; i < ARRAY_SIZE(through); i++)
+                assert_int_equal(pathsafe_open_nofollow(f->root_fd, through[i], O_RDONLY, false), -ELOOP);
+        /* a final symlink: ELOOP, for files and directories, with O_PATH too */
+        assert_int_equal(pathsafe_open_nofollow(f->root_fd, "absinside", O_RDONLY, false), -ELOOP);
+        assert_int_equal(pathsafe_open_nofollow(f->root_fd, "absinside", O_PATH, false), -ELOOP);
+        assert_int_equal(pathsafe_open_nofollow(f->root_fd, "inside", O_PATH | O_DIRECTORY, false), -ELOOP);
+        assert_int_equal(pathsafe_open_nofollow(f->root_fd, "abs", O_RDONLY | O_DIRECTORY, false), -ELOOP);
+        assert_int_equal(pathsafe_open_nofollow(f->root_fd, "file/x", O_RDONLY, false), -ENOTDIR);
+        assert_int_equal(pathsafe_open_nofollow(f->root_fd, "nothing", O_RDONLY, false), -ENOENT);
+        /* "" is the directory itself */
+        int fd = pathsafe_open_nofollow(f->root_fd, "", O_PATH | O_DIRECTORY, true);
+        assert_true(fd >= 0);
+        struct stat a, b;
+        assert_int_equal(fstat(fd, &a), 0);
+        assert_int_equal(fstat(f->root_fd, &b), 0);
+        assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+        close(fd);
+
+        /* another mount beneath: only with no_xdev is it refused (a child in
+         * its own mount namespace; needs root) */
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                if (unshare(CLONE_NEWNS) < 0)
+                        _exit(77);
+                if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+                        _exit(2);
+                char mnt[128];
+                snprintf(mnt, sizeof mnt, "%s/root/d", f->base);
+                if (mount("tmpfs", mnt, "tmpfs", 0, "size=64k") < 0)
+                        _exit(3);
+                /* a root fd of this namespace (f->root_fd sees the old one's mounts) */
+                snprintf(mnt, sizeof mnt, "%s/root", f->base);
+                int rfd = open(mnt, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                int dfd = pathsafe_open_nofollow(rfd, "d", O_PATH | O_DIRECTORY, false);
+                if (dfd < 0)
+                        _exit(4);
+                close(dfd);
+                if (pathsafe_open_nofollow(rfd, "d", O_PATH | O_DIRECTORY, true) != -EXDEV)
+                        _exit(5);
+                if (pathsafe_open_nofollow(rfd, "file", O_RDONLY, true) < 0)
+                        _exit(6);
+                _exit(0);
+        }
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        if (WEXITSTATUS(status) == 77)
+                print_message("no_xdev not checked: no mount namespace (not root?)\n");
+        else
+                assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -356,6 +422,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_beneath_reads, setup_walk, teardown),
                 cmocka_unit_test_setup_teardown(test_beneath_no_symlinks, setup_walk, teardown),
                 cmocka_unit_test_setup_teardown(test_beneath_create, setup_walk, teardown),
+                cmocka_unit_test_setup_teardown(test_nofollow, setup_openat2, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

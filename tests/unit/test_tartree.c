@@ -319,6 +319,37 @@ static void test_umask_and_owner(void **state)
         assert_int_equal(sb.st_mode & 07777, 0755);
 }
 
+/* The rules shared with image layers (tarentry.c): symlink targets of at
+ * most 4095 bytes, hardlinks only to files and symlinks, a top entry that is
+ * a directory; every refusal names the entry. */
+static void test_shared_rules(void **state)
+{
+        struct fixture *f = *state;
+        char *target = util_xmalloc(4097);
+        memset(target, 'x', 4096);
+        target[4095] = '\0';
+        struct ent ok[] = { { "l4095", 'l', target, 0 } };
+        struct pbox_error err = PBOX_ERROR_INIT;
+        if (extract(f, ok, 1, NULL, NULL, &err) < 0)
+                fail_msg("%s", err.message);
+        target[4095] = 'x';
+        target[4096] = '\0';
+        struct ent too_long[] = { { "l4096", 'l', target, 0 } };
+        assert_int_equal(extract(f, too_long, 1, NULL, NULL, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "entry 'l4096'"));
+        free(target);
+        struct ent hl_dir[] = { { "hd", 'd', NULL, 0 }, { "hl", 'h', "hd", 0 } };
+        assert_int_equal(extract(f, hl_dir, 2, NULL, NULL, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "entry 'hl'"));
+        struct ent top[] = { { ".", 'f', "x", 0 } };
+        assert_int_equal(extract(f, top, 1, NULL, NULL, &err), -EINVAL);
+        assert_non_null(strstr(err.message, "top of the archive"));
+        struct stat sb;
+        assert_int_equal(fstatat(f->in_fd, "l4096", &sb, AT_SYMLINK_NOFOLLOW), -1);
+        assert_int_equal(fstatat(f->in_fd, "hl", &sb, AT_SYMLINK_NOFOLLOW), -1);
+        assert_outside_untouched(f);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -328,6 +359,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_planted_symlink, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_umask_and_owner, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_shared_rules, setup, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
