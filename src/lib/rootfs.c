@@ -2,10 +2,14 @@
  * (theory of operation in rootfs.h). */
 #include "config.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <linux/magic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 
 #include "rootfs.h"
@@ -82,6 +86,139 @@ int rootfs_unmount(const char *target, struct pbox_error *err)
 {
         if (umount2(target, MNT_DETACH | UMOUNT_NOFOLLOW) < 0 && errno != EINVAL && errno != ENOENT)
                 return pbox_error_sys(err, errno, "unmount %s", target);
+        return 0;
+}
+
+/* ---- size-limited writable layer (host side) ---------------------------- */
+
+static bool is_tmpfs_mount(const char *dir)
+{
+        struct statfs sf;
+        struct stat st, parent;
+        _cleanup_free_ char *up = util_xasprintf("%s/..", dir);
+        if (statfs(dir, &sf) < 0 || sf.f_type != TMPFS_MAGIC)
+                return false;
+        /* A tmpfs mounted right there, not a tmpfs the whole state dir lives on. */
+        if (stat(dir, &st) < 0 || stat(up, &parent) < 0)
+                return false;
+        return st.st_dev != parent.st_dev;
+}
+
+static uint64_t layer_tmpfs_inodes(uint64_t size_bytes)
+{
+        if (size_bytes == 0)
+                return 0;       /* size=0 (no limit): nr_inodes=0 is no limit either */
+        uint64_t n = size_bytes / 4096;
+        return n < 1024 ? 1024 : n;
+}
+
+static int tmpfs_used(const char *dir, uint64_t *ret, struct pbox_error *err)
+{
+        struct statfs sf;
+        if (statfs(dir, &sf) < 0)
+                return pbox_error_sys(err, errno, "statfs %s", dir);
+        *ret = (uint64_t) (sf.f_blocks - sf.f_bfree) * (uint64_t) sf.f_bsize;
+        return 0;
+}
+
+int rootfs_mount_layer_tmpfs(const char *dir, uint64_t size_bytes, uid_t uid, gid_t gid, struct pbox_error *err)
+{
+        if (size_bytes == 0)
+                return pbox_error_set(err, EINVAL, "a writable layer of 0 bytes");
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                return pbox_error_sys(err, errno, "mkdir %s", dir);
+        if (!is_tmpfs_mount(dir)) {
+                char data[64];
+                /* Inodes are bounded too (one per 4 KiB, at least 1024):
+                 * empty files cost kernel memory, not blocks. */
+                snprintf(data, sizeof data, "size=%llu,nr_inodes=%llu,mode=0755", (unsigned long long) size_bytes,
+                         (unsigned long long) layer_tmpfs_inodes(size_bytes));
+                if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, data) < 0)
+                        return pbox_error_sys(err, errno, "mount a tmpfs of %llu bytes on %s",
+                                              (unsigned long long) size_bytes, dir);
+        }
+        _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return pbox_error_sys(err, errno, "open %s", dir);
+        if ((mkdirat(dfd, "upper", 0755) < 0 && errno != EEXIST) ||
+            fchownat(dfd, "upper", uid, gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+            (mkdirat(dfd, "work", 0700) < 0 && errno != EEXIST))
+                return pbox_error_sys(err, errno, "create the overlay directories in %s", dir);
+        return 0;
+}
+
+int rootfs_resize_layer_tmpfs(const char *dir, uint64_t size_bytes, struct pbox_error *err)
+{
+        if (!is_tmpfs_mount(dir))
+                return pbox_error_set(err, ENOENT, "%s is not a size-limited writable layer", dir);
+        uint64_t used = 0;
+        int r = tmpfs_used(dir, &used, err);
+        if (r < 0)
+                return r;
+        if (size_bytes && size_bytes < used)
+                return pbox_error_set(err, EBUSY, "disk_bytes: %llu bytes are in use, more than %llu",
+                                      (unsigned long long) used, (unsigned long long) size_bytes);
+        char data[64];
+        snprintf(data, sizeof data, "size=%llu,nr_inodes=%llu", (unsigned long long) size_bytes,
+                 (unsigned long long) layer_tmpfs_inodes(size_bytes));
+        if (mount("tmpfs", dir, "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV, data) < 0) {
+                if (errno == EINVAL)    /* tmpfs: "too small a size for current use" (raced) */
+                        return pbox_error_set(err, EBUSY, "disk_bytes: more than %llu bytes are in use",
+                                              (unsigned long long) size_bytes);
+                return pbox_error_sys(err, errno, "resize the tmpfs on %s", dir);
+        }
+        return 0;
+}
+
+static int walk_usage(int dfd, int depth, uint64_t *left, uint64_t *sum)
+{
+        if (depth > 256)
+                return -ELOOP;
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+                close(dfd);
+                return -errno;
+        }
+        int r = 0;
+        struct dirent *de;
+        while (r == 0 && (de = readdir(d))) {
+                if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+                        continue;
+                if (*left == 0) {
+                        r = -E2BIG;
+                        break;
+                }
+                (*left)--;
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                        continue;       /* gone meanwhile */
+                *sum += (uint64_t) st.st_blocks * 512;
+                if (S_ISDIR(st.st_mode)) {
+                        int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                        if (sub >= 0)
+                                r = walk_usage(sub, depth + 1, left, sum);
+                }
+        }
+        closedir(d);
+        return r;
+}
+
+int rootfs_layer_usage(const char *dir, bool tmpfs, uint64_t max_entries, uint64_t *ret_bytes,
+                       struct pbox_error *err)
+{
+        if (tmpfs)
+                return tmpfs_used(dir, ret_bytes, err);
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return pbox_error_sys(err, errno, "open %s", dir);
+        uint64_t sum = 0, left = max_entries;
+        int r = walk_usage(dfd, 0, &left, &sum);
+        *ret_bytes = sum;
+        if (r == -E2BIG)
+                return pbox_error_set(err, E2BIG, "%s holds more than %llu entries", dir,
+                                      (unsigned long long) max_entries);
+        if (r < 0)
+                return pbox_error_sys(err, -r, "walk %s", dir);
         return 0;
 }
 

@@ -14,7 +14,10 @@
  * from the host, devpts newinstance, shm), pivot_root, old root detached. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -27,6 +30,21 @@ extern const char *const rootfs_dev_nodes[];
 int rootfs_mount_overlay(char *const *lower_dirs /* lowest first */, const char *upper_dir,
                          const char *work_dir, const char *target, struct pbox_error *err);
 int rootfs_unmount(const char *target, struct pbox_error *err);
+
+/* A size-limited writable layer: a tmpfs of size_bytes mounted at dir
+ * (nosuid, nodev, mode 0755) holding upper/ (0755, owned by uid:gid) and
+ * work/ (0700) for the overlay.  A tmpfs already mounted at dir (pboxd
+ * restarted) is reused as it is.  Its pages are charged to the memory
+ * cgroup of whoever writes them (the sandbox). */
+int rootfs_mount_layer_tmpfs(const char *dir, uint64_t size_bytes, uid_t uid, gid_t gid, struct pbox_error *err);
+/* Change its size by remounting; below what is in use: -EBUSY. */
+int rootfs_resize_layer_tmpfs(const char *dir, uint64_t size_bytes, struct pbox_error *err);
+/* Bytes used by a writable layer: with tmpfs, what the tmpfs at dir uses
+ * (statfs); otherwise a walk of dir (the upper dir) summing st_blocks * 512,
+ * never following symlinks, stopping after max_entries entries (-E2BIG,
+ * with the partial sum in *ret_bytes). */
+int rootfs_layer_usage(const char *dir, bool tmpfs, uint64_t max_entries, uint64_t *ret_bytes,
+                       struct pbox_error *err);
 
 /* Child side.  On failure returns -errno and stores a static description of
  * the failed step in *ret_step. */

@@ -149,7 +149,7 @@ enum api_body {
 enum api_path_id {
         P_IMAGES, P_IMAGE, P_SANDBOXES, P_SANDBOX, P_EXEC, P_STOP, P_EXECS, P_EXEC_ONE,
         P_EXEC_EVENTS, P_EXEC_STDIN, P_EXEC_KILL, P_KEEPALIVE, P_FILES, P_LS, P_ARCHIVE,
-        P_RUN, P_TENANTS, P_TENANT, P_HEALTHZ, P_METRICS,
+        P_RUN, P_TENANTS, P_TENANT, P_HEALTHZ, P_METRICS, P_LIMITS,
 };
 
 static const char *const api_paths[][API_MAX_SEGS] = {
@@ -173,6 +173,7 @@ static const char *const api_paths[][API_MAX_SEGS] = {
         [P_TENANT] = { "v1", "tenants", "{name}" },
         [P_HEALTHZ] = { "healthz" },
         [P_METRICS] = { "metrics" },
+        [P_LIMITS] = { "v1", "sandboxes", "{id}", "limits" },
 };
 
 enum {
@@ -200,6 +201,9 @@ static const struct api_route api_routes[] = {
         { P_SANDBOXES, "POST", API_OP_SANDBOX_CREATE, API_BODY_JSON, { NULL }, NULL, 0 },
         { P_SANDBOX, "GET", API_OP_SANDBOX_GET, API_BODY_NONE, { NULL }, NULL, 0 },
         { P_SANDBOX, "DELETE", API_OP_SANDBOX_REMOVE, API_BODY_NONE, { "force", NULL }, NULL, 0 },
+        /* PATCH {"limits": {...}} and POST .../limits {...}: the core tells them apart by "patch". */
+        { P_SANDBOX, "PATCH", API_OP_SANDBOX_LIMITS, API_BODY_JSON, { NULL }, NULL, 0 },
+        { P_LIMITS, "POST", API_OP_SANDBOX_LIMITS, API_BODY_JSON, { NULL }, NULL, 0 },
         { P_EXEC, "POST", API_OP_SANDBOX_EXEC, API_BODY_JSON, { NULL }, NULL, 0 },
         { P_STOP, "POST", API_OP_SANDBOX_STOP, API_BODY_JSON, { NULL }, NULL, 0 },
         { P_EXECS, "GET", API_OP_EXEC_LIST, API_BODY_NONE, { NULL }, NULL, 0 },
@@ -1210,6 +1214,8 @@ static int api_handle(struct api_ctx *ctx, struct api_req *rq)
         if (st)
                 return api_error(rq, st, NULL, "%s", msg);
 
+        if (rt->op == API_OP_SANDBOX_LIMITS && !strcmp(rt->method, "PATCH"))
+                json_object_set_new(args, "patch", json_string("true"));     /* body {"limits": {...}} */
         _cleanup_json_ json_t *meta = json_pack("{s:s,s:O}", "op", api_op_names[rt->op], "args", args);
         if (!meta)
                 abort();

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "cgroup.h"
 #include "conf.h"
 #include "util.h"
 
@@ -42,6 +43,7 @@ void config_init_defaults(struct pboxd_config *cfg)
         cfg->max_sandboxes = 1024;
         cfg->max_running_execs = 1024;
         cfg->log_level = LOG_INFO;
+        cfg->cgroup_delegation = CGROUP_DELEGATION_AUTO;
 }
 
 void config_free(struct pboxd_config *cfg)
@@ -56,7 +58,7 @@ void config_free(struct pboxd_config *cfg)
         memset(cfg, 0, sizeof *cfg);
 }
 
-/* Sizes take an optional K/M/G suffix (powers of 1024). */
+/* Sizes take an optional K/M/G/T suffix (powers of 1024). */
 static int parse_u64(const char *key, const char *value, uint64_t max, bool size, uint64_t *ret,
                      struct pbox_error *err)
 {
@@ -73,9 +75,10 @@ static int parse_u64(const char *key, const char *value, uint64_t max, bool size
                 case 'K': case 'k': mul = 1ULL << 10; break;
                 case 'M': case 'm': mul = 1ULL << 20; break;
                 case 'G': case 'g': mul = 1ULL << 30; break;
+                case 'T': case 't': mul = 1ULL << 40; break;
                 }
                 if (!mul || end[1])
-                        return pbox_error_set(err, EINVAL, "%s: bad size suffix in '%s' (K, M or G)", key, value);
+                        return pbox_error_set(err, EINVAL, "%s: bad size suffix in '%s' (K, M, G or T)", key, value);
                 if (v > UINT64_MAX / mul)
                         return pbox_error_set(err, EINVAL, "%s: '%s' is out of range", key, value);
                 v *= mul;
@@ -88,6 +91,47 @@ static int parse_u64(const char *key, const char *value, uint64_t max, bool size
                                       (unsigned long long) max);
         *ret = v;
         return 0;
+}
+
+/* A CPU count as a decimal ("1.5", "0.25", "2"): thousandths of a CPU. */
+static int parse_cpus(const char *key, const char *value, uint64_t *ret, struct pbox_error *err)
+{
+        const char *p = value;
+        uint64_t whole = 0, frac = 0;
+        int digits = 0;
+        if (!isdigit((unsigned char) *p) && !(*p == '.' && isdigit((unsigned char) p[1])))
+                return pbox_error_set(err, EINVAL, "%s: '%s' is not a number of CPUs", key, value);
+        for (; isdigit((unsigned char) *p); p++) {
+                whole = whole * 10 + (uint64_t) (*p - '0');
+                if (whole > 1000000)
+                        return pbox_error_set(err, EINVAL, "%s: '%s' is out of range", key, value);
+        }
+        if (*p == '.') {
+                for (p++; isdigit((unsigned char) *p); p++, digits++)
+                        if (digits < 3)
+                                frac = frac * 10 + (uint64_t) (*p - '0');
+                        else if (*p != '0')
+                                return pbox_error_set(err, EINVAL, "%s: '%s' has more than 3 decimals", key, value);
+        }
+        if (*p)
+                return pbox_error_set(err, EINVAL, "%s: '%s' is not a number of CPUs", key, value);
+        for (int i = digits; i < 3; i++)
+                frac *= 10;
+        *ret = whole * 1000 + frac;
+        return 0;
+}
+
+static int parse_bool(const char *key, const char *value, bool *ret, struct pbox_error *err)
+{
+        if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "1") || !strcmp(value, "on")) {
+                *ret = true;
+                return 0;
+        }
+        if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "0") || !strcmp(value, "off")) {
+                *ret = false;
+                return 0;
+        }
+        return pbox_error_set(err, EINVAL, "%s: '%s' is not yes or no", key, value);
 }
 
 /* Directories end up in overlay mount options, where ',' ':' and '\\' are
@@ -117,9 +161,16 @@ int config_set(struct pboxd_config *cfg, const char *key, const char *value, str
                 cfg->name = (uint32_t) v; \
                 return 0; \
         }
+#define U64(name) \
+        if (!strcmp(key, #name)) { \
+                if ((r = parse_u64(key, value, INT64_MAX, false, &v, err)) < 0) \
+                        return r; \
+                cfg->name = v; \
+                return 0; \
+        }
 #define SIZE(name) \
         if (!strcmp(key, #name)) { \
-                if ((r = parse_u64(key, value, UINT64_MAX, true, &v, err)) < 0) \
+                if ((r = parse_u64(key, value, INT64_MAX, true, &v, err)) < 0) \
                         return r; \
                 cfg->name = v; \
                 return 0; \
@@ -146,8 +197,44 @@ int config_set(struct pboxd_config *cfg, const char *key, const char *value, str
         SIZE(max_layer_bytes)
         SIZE(max_output_bytes)
         SIZE(exec_output_bytes)
+        SIZE(default_memory_bytes)
+        SIZE(max_memory_bytes)
+        SIZE(default_disk_bytes)
+        SIZE(max_disk_bytes)
+        U64(default_pids)
+        U64(max_pids)
+        U64(default_cpu_weight)
+        U64(exec_cpu_limit_ms)
+        U64(max_exec_cpu_limit_ms)
+#undef U64
 #undef U32
 #undef SIZE
+        if (!strcmp(key, "default_swap_bytes")) {
+                if (!strcmp(value, "max") || !strcmp(value, "none")) {
+                        cfg->default_swap_bytes = CONFIG_SWAP_UNLIMITED;
+                        return 0;
+                }
+                if ((r = parse_u64(key, value, INT64_MAX, true, &v, err)) < 0)
+                        return r;
+                cfg->default_swap_bytes = v;
+                return 0;
+        }
+        if (!strcmp(key, "default_cpus"))
+                return parse_cpus(key, value, &cfg->default_cpus_milli, err);
+        if (!strcmp(key, "max_cpus"))
+                return parse_cpus(key, value, &cfg->max_cpus_milli, err);
+        if (!strcmp(key, "allow_unenforced_limits"))
+                return parse_bool(key, value, &cfg->allow_unenforced_limits, err);
+        if (!strcmp(key, "cgroup_delegation")) {
+                bool b;
+                if (!strcmp(value, "auto"))
+                        cfg->cgroup_delegation = CGROUP_DELEGATION_AUTO;
+                else if (parse_bool(key, value, &b, NULL) == 0)
+                        cfg->cgroup_delegation = b ? CGROUP_DELEGATION_YES : CGROUP_DELEGATION_NO;
+                else
+                        return pbox_error_set(err, EINVAL, "cgroup_delegation: '%s' is not auto, yes or no", value);
+                return 0;
+        }
         if (!strcmp(key, "state_dir"))
                 return set_path(&cfg->state_dir, key, value, true, err);
         if (!strcmp(key, "runtime_dir"))
@@ -253,6 +340,29 @@ int config_validate(struct pboxd_config *cfg, struct pbox_error *err)
                 cfg->ttl_s = cfg->max_ttl_s;
         if (cfg->max_idle_timeout_s && cfg->idle_timeout_s > cfg->max_idle_timeout_s)
                 cfg->idle_timeout_s = cfg->max_idle_timeout_s;
+        if (cfg->max_memory_bytes && cfg->default_memory_bytes > cfg->max_memory_bytes)
+                cfg->default_memory_bytes = cfg->max_memory_bytes;
+        if (cfg->max_pids && cfg->default_pids > cfg->max_pids)
+                cfg->default_pids = cfg->max_pids;
+        if (cfg->max_cpus_milli && cfg->default_cpus_milli > cfg->max_cpus_milli)
+                cfg->default_cpus_milli = cfg->max_cpus_milli;
+        if (cfg->max_disk_bytes && cfg->default_disk_bytes > cfg->max_disk_bytes)
+                cfg->default_disk_bytes = cfg->max_disk_bytes;
+        if (cfg->max_exec_cpu_limit_ms && cfg->exec_cpu_limit_ms > cfg->max_exec_cpu_limit_ms)
+                cfg->exec_cpu_limit_ms = cfg->max_exec_cpu_limit_ms;
+        /* The same ranges as the API's (limits.c). */
+        if ((cfg->default_memory_bytes && cfg->default_memory_bytes < (4u << 20)) ||
+            (cfg->max_memory_bytes && cfg->max_memory_bytes < (4u << 20)))
+                return pbox_error_set(err, EINVAL, "default_memory_bytes and max_memory_bytes must be at least 4M (or 0: none)");
+        if (cfg->default_pids > 4194304 || cfg->max_pids > 4194304)
+                return pbox_error_set(err, EINVAL, "default_pids and max_pids must be at most 4194304");
+        if ((cfg->default_cpus_milli && cfg->default_cpus_milli < 10) || (cfg->max_cpus_milli && cfg->max_cpus_milli < 10))
+                return pbox_error_set(err, EINVAL, "default_cpus and max_cpus must be at least 0.01 (or 0: none)");
+        if (cfg->default_cpu_weight > 10000)
+                return pbox_error_set(err, EINVAL, "default_cpu_weight must be 1 to 10000 (or 0: none)");
+        if ((cfg->default_disk_bytes && cfg->default_disk_bytes < (1u << 20)) ||
+            (cfg->max_disk_bytes && cfg->max_disk_bytes < (1u << 20)))
+                return pbox_error_set(err, EINVAL, "default_disk_bytes and max_disk_bytes must be at least 1M (or 0: none)");
         if (cfg->uid_base == 0 || cfg->gid_base == 0)
                 return pbox_error_set(err, EINVAL, "uid_base and gid_base must not be 0 (sandbox root must not be host root)");
         if (cfg->uid_count < 1 || (uint64_t) cfg->uid_base + cfg->uid_count > UINT32_MAX ||

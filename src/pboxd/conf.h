@@ -2,6 +2,7 @@
  * (pbox.conf(5): "key = value" lines, '#' comments), then command-line flags. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -38,7 +39,20 @@ struct pboxd_config {
         uint32_t max_sandboxes;
         uint32_t max_running_execs;     /* beyond it: 503 with Retry-After */
         int log_level;                  /* syslog priority, LOG_INFO by default */
+
+        /* Resource limits (limits.h).  0 = none for defaults, no maximum for max_*. */
+        uint64_t default_memory_bytes, max_memory_bytes;
+        uint64_t default_swap_bytes;    /* when memory is limited; CONFIG_SWAP_UNLIMITED: "max" */
+        uint64_t default_pids, max_pids;
+        uint64_t default_cpus_milli, max_cpus_milli;    /* thousandths of a CPU */
+        uint64_t default_cpu_weight;
+        uint64_t default_disk_bytes, max_disk_bytes;
+        uint64_t exec_cpu_limit_ms, max_exec_cpu_limit_ms;
+        bool allow_unenforced_limits;   /* run with limits the host cannot enforce */
+        int cgroup_delegation;          /* enum cgroup_delegation (cgroup.h) */
 };
+
+#define CONFIG_SWAP_UNLIMITED UINT64_MAX
 
 void config_init_defaults(struct pboxd_config *cfg);
 void config_free(struct pboxd_config *cfg);

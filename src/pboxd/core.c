@@ -21,6 +21,7 @@
 
 #include "core.h"
 #include "files.h"
+#include "limits.h"
 #include "metrics.h"
 #include "run.h"
 #include "json.h"
@@ -450,14 +451,14 @@ static void dispatch_op(struct core *core, struct request *req, const char *op, 
         json_t *body = NULL;
         bool optional_json = !strcmp(op, "sandbox.stop") || !strcmp(op, "exec.kill") || !strcmp(op, "sandbox.keepalive");
         bool wants_json = optional_json || !strcmp(op, "sandbox.create") || !strcmp(op, "sandbox.exec") ||
-                          !strcmp(op, "run") || !strcmp(op, "tenant.create");
+                          !strcmp(op, "run") || !strcmp(op, "tenant.create") || !strcmp(op, "sandbox.limits");
         if (wants_json && read_json_body(core, msg, optional_json, &body, &err) < 0)
                 return request_fail(req, &err);
         _cleanup_json_ json_t *body_ref = body;
 
         if ((!strcmp(op, "sandbox.get") || !strcmp(op, "sandbox.exec") || !strcmp(op, "sandbox.stop") ||
              !strncmp(op, "exec.", 5) || !strcmp(op, "sandbox.keepalive") ||
-             !strcmp(op, "sandbox.remove") || !strncmp(op, "files.", 6) || !strncmp(op, "archive.", 8)) && !id)
+             !strcmp(op, "sandbox.remove") || !strcmp(op, "sandbox.limits") || !strncmp(op, "files.", 6) || !strncmp(op, "archive.", 8)) && !id)
                 return request_error(req, 400, "bad_request", "missing sandbox id");
 
         if (!strcmp(op, "image.load"))
@@ -492,6 +493,11 @@ static void dispatch_op(struct core *core, struct request *req, const char *op, 
                 sandbox_op_keepalive(core, req, id, body);
         else if (!strcmp(op, "sandbox.stop"))
                 sandbox_op_stop(core, req, id, body);
+        else if (!strcmp(op, "sandbox.limits")) {
+                const char *patch = NULL;
+                json_get_string(args, "patch", false, &patch, NULL);
+                sandbox_op_limits(core, req, id, body, patch && !strcmp(patch, "true"));
+        }
         else if (!strncmp(op, "exec.", 5)) {
                 const char *eid = NULL;
                 json_get_string(args, "eid", false, &eid, NULL);
@@ -661,6 +667,25 @@ static int ensure_dir(int parent, const char *name, mode_t mode, struct pbox_err
         return fd;
 }
 
+static void log_cgroup_controllers(struct core *core)
+{
+        const struct cgroup_manager *m = core->cgroups;
+        char enabled[64] = "", missing[64] = "";
+        for (unsigned bit = 1; bit & CGROUP_CTRL_ALL; bit <<= 1) {
+                char *buf = (m->enabled & bit) ? enabled : missing;
+                size_t n = strlen(buf);
+                snprintf(buf + n, sizeof enabled - n, "%s%s", n ? " " : "", cgroup_controller_name(bit));
+        }
+        log_info("cgroup subtree %s%s (controllers: %s)", m->base_path, m->delegated ? " (delegated)" : "",
+                 m->controllers[0] ? m->controllers : "none");
+        log_info("cgroup controllers for sandboxes: %s; missing: %s", enabled[0] ? enabled : "none",
+                 missing[0] ? missing : "none");
+        if (missing[0] && core->cfg->allow_unenforced_limits)
+                log_notice("limits that need %s are accepted but not enforced (allow_unenforced_limits = yes)", missing);
+        else if (missing[0])
+                log_notice("requests for limits that need %s are refused on this host (422)", missing);
+}
+
 int core_init(struct core *core, struct pboxd_config *cfg, int control_fd, pid_t api_pid,
               struct pbox_error *err)
 {
@@ -696,10 +721,12 @@ int core_init(struct core *core, struct pboxd_config *cfg, int control_fd, pid_t
         };
         if ((r = image_store_open(cfg->state_dir, &iopts, &core->images, err)) < 0)
                 return pbox_error_prefix(err, "open the image store");
-        if ((r = cgroup_manager_open(cfg->cgroup_name, &core->cgroups, err)) < 0)
+        if ((r = cgroup_manager_open_full(cfg->cgroup_name, (enum cgroup_delegation) cfg->cgroup_delegation,
+                                          CGROUP_CTRL_ALL, &core->cgroups, err)) < 0)
                 return pbox_error_prefix(err, "set up the cgroup subtree");
-        log_info("cgroup subtree %s (controllers: %s)", core->cgroups->base_path,
-                 core->cgroups->controllers[0] ? core->cgroups->controllers : "none");
+        log_cgroup_controllers(core);
+        if ((r = limits_check_config(core, err)) < 0)
+                return r;
         if ((r = caps_plan_from_names(caps_default_names, &core->caps, err)) < 0)
                 return pbox_error_prefix(err, "capabilities");
         if ((r = seccomp_policy_compile_file(cfg->seccomp_policy, &core->seccomp, err)) < 0)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "exec.h"
 #include "json.h"
@@ -22,9 +23,15 @@
 #define MAX_ARGV 4096
 #define MAX_ENV 1024
 #define MAX_STDIN_PENDING (16u << 20)
+/* cpu_limit_ms is checked at least every POLL_MAX_US, and at most every POLL_MIN_US. */
+#define POLL_MIN_US 10000u
+#define POLL_MAX_US 100000u
+/* The fallback measure of the writable layer (a walk of upper/) stops there. */
+#define DISK_WALK_MAX_ENTRIES 10000u
 
 enum exec_state { EX_RUNNING, EX_EXITED };
-enum exec_end { END_NONE, END_TIMEOUT, END_KILLED, END_OUTPUT };
+/* Why the core ended an exec; a higher rank wins when several apply. */
+enum exec_end { END_NONE, END_OUTPUT, END_CPU, END_TIMEOUT, END_KILLED };
 
 struct outbuf {
         char *data;
@@ -61,6 +68,12 @@ struct exec {
         enum exec_end reason;
         bool sigkilled;
         int timer_phase;        /* 0: until the timeout, 1: in the grace period */
+        struct exec_limits limits;
+        uint64_t cpu_limit_us;          /* 0: none */
+        struct watch poll;              /* timerfd: cpu_limit_ms checks and pids samples */
+        bool poll_pids;                 /* sample pids.current (the kernel has no pids.peak) */
+        int64_t pids_sampled;           /* highest pids.current seen; -1: not sampled */
+        int64_t sb_pids_max_start;      /* the sandbox cgroup's pids.events "max" at the start; -1: none */
         json_t *result;
         struct request *waiter;
         struct reqlist streams;
@@ -127,6 +140,58 @@ bool exec_any_running(const struct sandbox *sb)
                 if (ex->state == EX_RUNNING)
                         return true;
         return false;
+}
+
+/* Read a small cgroup file of dirfd into buf (NUL-terminated). */
+static int cg_read(int dirfd, const char *name, char *buf, size_t size)
+{
+        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = pread(fd, buf, size - 1, 0);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        return 0;
+}
+
+/* A single number (pids.current): -1 when absent or unreadable. */
+static int64_t cg_read_int(int dirfd, const char *name)
+{
+        char buf[64];
+        if (cg_read(dirfd, name, buf, sizeof buf) < 0)
+                return -1;
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(buf, &end, 10);
+        if (errno || end == buf || v < 0)
+                return -1;
+        return (int64_t) v;
+}
+
+/* The value of key in a flat-keyed file (pids.events): -1 when absent. */
+static int64_t cg_read_keyed(int dirfd, const char *name, const char *key)
+{
+        char buf[1024];
+        int64_t v;
+        if (cg_read(dirfd, name, buf, sizeof buf) < 0 || cgroup_parse_keyed(buf, key, &v) < 0)
+                return -1;
+        return v;
+}
+
+static unsigned exec_ncpus(void)
+{
+        static unsigned n;
+        if (!n) {
+                long c = sysconf(_SC_NPROCESSORS_ONLN);
+                n = c > 0 ? (unsigned) c : 1;
+        }
+        return n;
+}
+
+static int end_rank(enum exec_end e)
+{
+        return (int) e;
 }
 
 static void unwatch(struct core *core, struct watch *w)
@@ -212,6 +277,7 @@ static void exec_free(struct core *core, struct exec *ex)
         unwatch(core, &ex->in_w);
         unwatch(core, &ex->proc);
         unwatch(core, &ex->timer);
+        unwatch(core, &ex->poll);
         if (ex->cg_fd >= 0)
                 close(ex->cg_fd);
         util_strv_free(ex->argv);
@@ -297,6 +363,7 @@ static void kill_now(struct exec *ex)
         if (ex->proc.fd >= 0)
                 sys_pidfd_send_signal(ex->proc.fd, SIGKILL, NULL, 0);
         unwatch(core, &ex->timer);
+        unwatch(core, &ex->poll);
 }
 
 static void arm_timer(struct exec *ex, uint32_t ms);
@@ -307,7 +374,9 @@ static void exec_begin_end(struct exec *ex, enum exec_end reason, int sig, uint3
 {
         if (ex->state != EX_RUNNING)
                 return;
-        if (ex->reason == END_NONE)
+        /* Several reasons: the higher rank is reported, unless the exec was
+         * already SIGKILLed for the first (that end is already decided). */
+        if (end_rank(reason) > end_rank(ex->reason) && !ex->sigkilled)
                 ex->reason = reason;
         if (sig == SIGKILL || grace_ms == 0) {
                 kill_now(ex);
@@ -351,6 +420,88 @@ static void arm_timer(struct exec *ex, uint32_t ms)
         timerfd_settime(ex->timer.fd, 0, &its, NULL);
 }
 
+static void arm_poll(struct exec *ex, uint64_t us);
+
+static void sample_pids(struct exec *ex)
+{
+        if (!ex->poll_pids || ex->cg_fd < 0)
+                return;
+        int64_t n = cg_read_int(ex->cg_fd, "pids.current");
+        if (n > ex->pids_sampled)
+                ex->pids_sampled = n;
+}
+
+/* cpu_limit_ms: the exec's cgroup's usage_usec against the limit; at the
+ * limit the whole cgroup is killed at once.  Otherwise check again when the
+ * rest could be used at the earliest (all CPUs busy), within 10..100 ms. */
+static void poll_event(struct core *core, struct watch *w, uint32_t events)
+{
+        struct exec *ex = w->data;
+        uint64_t ticks;
+        (void) !read(w->fd, &ticks, sizeof ticks);
+        if (ex->state != EX_RUNNING || ex->cg_fd < 0)
+                return;
+        sample_pids(ex);
+        uint64_t next = POLL_MAX_US;
+        if (ex->cpu_limit_us) {
+                uint64_t used = 0;
+                if (cgroup_cpu_usage(ex->cg_fd, &used, NULL, NULL, NULL) == 0) {
+                        if (used >= ex->cpu_limit_us) {
+                                log_info("sandbox %s: exec %s reached its cpu limit of %lld ms", ex->sb->id, ex->eid,
+                                         (long long) ex->limits.cpu_limit_ms);
+                                exec_begin_end(ex, END_CPU, SIGKILL, 0);
+                                return;
+                        }
+                        next = (ex->cpu_limit_us - used) / exec_ncpus();
+                }
+                if (next < POLL_MIN_US)
+                        next = POLL_MIN_US;
+                if (next > POLL_MAX_US)
+                        next = POLL_MAX_US;
+        }
+        arm_poll(ex, next);
+}
+
+static void arm_poll(struct exec *ex, uint64_t us)
+{
+        struct core *core = ex->sb->core;
+        if (ex->poll.fd < 0) {
+                int fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+                if (fd < 0) {
+                        if (ex->cpu_limit_us) {
+                                log_error("exec %s: no timer for its cpu limit (%m): killing it", ex->eid);
+                                exec_begin_end(ex, END_CPU, SIGKILL, 0);
+                        }
+                        return;
+                }
+                ex->poll = (struct watch) { fd, poll_event, ex };
+                core_watch_add(core, &ex->poll, EPOLLIN);
+        }
+        struct itimerspec its = { { 0, 0 }, { (time_t) (us / 1000000), (long) (us % 1000000) * 1000L } };
+        if (us == 0)
+                its.it_value.tv_nsec = 1;
+        timerfd_settime(ex->poll.fd, 0, &its, NULL);
+}
+
+/* Usage of the exec's cgroup, read before it goes (every field -1 / 0
+ * when unknown), with the sampled pids peak where the kernel keeps none. */
+static void exec_read_usage(struct exec *ex, struct cgroup_usage *u)
+{
+        memset(u, 0, sizeof *u);
+        u->memory_current_bytes = u->memory_peak_bytes = u->oom_events = u->oom_kills = -1;
+        u->pids_current = u->pids_peak = u->pids_max_hits = u->io_read_bytes = u->io_write_bytes = -1;
+        if (ex->cg_fd < 0)
+                return;
+        if (cgroup_read_usage(ex->cg_fd, u, NULL) < 0) {
+                memset(u, 0, sizeof *u);
+                u->memory_current_bytes = u->memory_peak_bytes = u->oom_events = u->oom_kills = -1;
+                u->pids_current = u->pids_peak = u->pids_max_hits = u->io_read_bytes = u->io_write_bytes = -1;
+                cgroup_cpu_usage(ex->cg_fd, &u->cpu_usage_us, &u->cpu_user_us, &u->cpu_system_us, NULL);
+        }
+        if (u->pids_peak < 0 && ex->pids_sampled >= 0)
+                u->pids_peak = ex->pids_sampled > u->pids_current ? ex->pids_sampled : u->pids_current;
+}
+
 static void exec_prune(struct sandbox *sb, const struct exec *except)
 {
         uint32_t keep = sb->core->cfg->max_execs_kept, n = 0;
@@ -379,6 +530,14 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
             si->si_code != CLD_EXITED)
                 ex->reason = END_KILLED;
 
+        struct cgroup_usage u;
+        exec_read_usage(ex, &u);
+        int64_t sb_hits = ex->sb_pids_max_start >= 0 && sb->cgroup_fd >= 0 ?
+                                  cg_read_keyed(sb->cgroup_fd, "pids.events", "max") : -1;
+        /* A fork refused by the exec's pids.max or the sandbox's (kernels
+         * count it in the forking cgroup, or from the limiting one up). */
+        bool pids_hit = u.pids_max_hits > 0 || (sb_hits >= 0 && sb_hits > ex->sb_pids_max_start);
+
         json_t *res = json_object();
         const char *status;
         if (failed_step) {
@@ -397,22 +556,42 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
                 switch (ex->reason) {
                 case END_TIMEOUT: status = "timeout"; break;
                 case END_KILLED: status = "killed"; break;
+                case END_CPU: status = "cpu_limit"; break;
                 case END_OUTPUT: status = "output_limit"; break;
-                default: status = exited ? (si->si_status == 0 ? "ok" : "exit") : "signaled"; break;
+                default:
+                        if (exited && si->si_status == 0)
+                                status = "ok";
+                        else if (u.oom_kills > 0)
+                                status = "oom";         /* the OOM killer took one of its processes */
+                        else if (pids_hit)
+                                status = "pids_limit";
+                        else
+                                status = exited ? "exit" : "signaled";
+                        break;
                 }
-                if (ex->reason == END_TIMEOUT || ex->reason == END_KILLED)
+                if (ex->reason == END_TIMEOUT || ex->reason == END_KILLED || ex->reason == END_CPU)
                         json_object_set_new(res, "ended_by", json_string(ex->sigkilled ? "sigkill" : "signal"));
         }
         json_object_set_new(res, "status", json_string(status));
+        /* An exec that hit a limit leaves nothing behind either: a fork
+         * bomb's orphans would otherwise hold the cgroup at pids.max. */
+        if (ex->reason == END_NONE && ex->cg_fd >= 0 && (!strcmp(status, "oom") || !strcmp(status, "pids_limit")))
+                cgroup_kill(core->cgroups, ex->cg_fd, NULL);
         json_object_set_new(res, "stdout_truncated", json_boolean(ex->out.truncated));
         json_object_set_new(res, "stderr_truncated", json_boolean(ex->err.truncated));
-        uint64_t usage = 0, user = 0, sys = 0;
-        if (ex->cg_fd >= 0)
-                cgroup_cpu_usage(ex->cg_fd, &usage, &user, &sys, NULL);
         json_object_set_new(res, "wall_ms", json_integer((json_int_t) (util_now_ms() - ex->start_mono)));
-        json_object_set_new(res, "cpu_ms", json_integer((json_int_t) (usage / 1000)));
-        json_object_set_new(res, "cpu_user_ms", json_integer((json_int_t) (user / 1000)));
-        json_object_set_new(res, "cpu_system_ms", json_integer((json_int_t) (sys / 1000)));
+        json_object_set_new(res, "cpu_ms", json_integer((json_int_t) (u.cpu_usage_us / 1000)));
+        json_object_set_new(res, "cpu_user_ms", json_integer((json_int_t) (u.cpu_user_us / 1000)));
+        json_object_set_new(res, "cpu_system_ms", json_integer((json_int_t) (u.cpu_system_us / 1000)));
+        json_t *usage = limits_usage_to_json(&u);
+        if (usage) {
+                uint64_t used = 0;
+                int dr = sandbox_disk_usage(sb, DISK_WALK_MAX_ENTRIES, &used, NULL);
+                int64_t disk = dr == 0 || dr == -E2BIG ? (int64_t) used : -1;   /* past the bound: a lower bound */
+                json_object_set_new(usage, "disk_bytes", disk >= 0 ? json_integer((json_int_t) disk) : json_null());
+                json_object_set_new(res, "usage", usage);
+        }
+        json_object_set_new(res, "limits", limits_exec_to_json(&ex->limits));
         ex->result = res;
         ex->state = EX_EXITED;
         ex->ended_ms = util_realtime_ms();
@@ -422,6 +601,7 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
         unwatch(core, &ex->in_w);
         unwatch(core, &ex->proc);
         unwatch(core, &ex->timer);
+        unwatch(core, &ex->poll);
         if (ex->cg_fd >= 0) {
                 close(ex->cg_fd);
                 ex->cg_fd = -1;
@@ -551,6 +731,17 @@ void exec_params_clear(struct exec_params *p)
         memset(p, 0, sizeof *p);
 }
 
+/* limits.h's convention: -EINVAL is a bad request (400); -ERANGE (above a
+ * maximum, a controller this host lacks) and -ENOENT (a limit file missing
+ * from the cgroup: its controller is not enabled there) are 422. */
+static void limits_fail(struct request *req, const struct pbox_error *err)
+{
+        if (err->code == ERANGE || err->code == ENOENT)
+                request_error(req, 422, "unprocessable", "%s", err->message[0] ? err->message : "limit not enforceable");
+        else
+                request_fail(req, err);
+}
+
 static bool over_max(struct request *req, const char *key, int64_t v, uint64_t max)
 {
         if ((uint64_t) v <= max)
@@ -564,13 +755,15 @@ bool exec_parse_request(struct core *core, struct request *req, json_t *body, st
 {
         static const char *const keys[] = { "argv", "env", "cwd", "user", "stdin", "stdin_encoding", "stdin_stream",
                                             "timeout_ms", "grace_ms", "stop_signal", "max_output_bytes",
-                                            "output_limit_action", "wait", NULL };
+                                            "output_limit_action", "wait", "cpu_limit_ms", "memory_bytes", "pids",
+                                            NULL };
         const struct pboxd_config *cfg = core->cfg;
         struct pbox_error err = PBOX_ERROR_INIT;
         const char *cwd = NULL, *in = NULL, *in_enc = NULL, *user = NULL, *action = NULL;
         int64_t timeout = cfg->exec_timeout_ms, grace = cfg->exec_grace_ms, maxout = (int64_t) cfg->exec_output_bytes;
         bool wait = true, stream = false;
         memset(p, 0, sizeof *p);
+        limits_exec_init(&p->limits);
         if (json_check_keys(body, keys, &err) < 0 || json_get_strv(body, "argv", true, MAX_ARGV, &p->argv, &err) < 0 ||
             json_get_env_object(body, "env", MAX_ENV, &p->env, &err) < 0 ||
             json_get_string(body, "cwd", false, &cwd, &err) < 0 || json_get_string(body, "user", false, &user, &err) < 0 ||
@@ -615,6 +808,11 @@ bool exec_parse_request(struct core *core, struct request *req, json_t *body, st
             over_max(req, "grace_ms", grace, cfg->max_grace_ms) ||
             over_max(req, "max_output_bytes", maxout, cfg->max_output_bytes))
                 goto fail;
+        if (limits_exec_parse(core, body, &p->limits, &err) < 0) {
+                limits_fail(req, &err);
+                goto fail;
+        }
+        limits_exec_apply_defaults(core, &p->limits);
         p->uid = 0;
         p->gid = 0;
         if (user) {
@@ -692,7 +890,9 @@ void exec_start(struct core *core, struct sandbox *sb, struct exec_params *p, st
         struct exec *ex = util_xcalloc(1, sizeof *ex);
         ex->sb = sb;
         ex->cg_fd = -1;
-        ex->proc.fd = ex->out_w.fd = ex->err_w.fd = ex->in_w.fd = ex->timer.fd = -1;
+        ex->proc.fd = ex->out_w.fd = ex->err_w.fd = ex->in_w.fd = ex->timer.fd = ex->poll.fd = -1;
+        ex->pids_sampled = ex->sb_pids_max_start = -1;
+        limits_exec_init(&ex->limits);
         util_random_hex(ex->eid, 8);
         ex->argv = TAKE_PTR(p->argv);
         ex->started_ms = util_realtime_ms();
@@ -707,6 +907,9 @@ void exec_start(struct core *core, struct sandbox *sb, struct exec_params *p, st
         ex->kill_on_output_limit = p->kill_on_output_limit;
         ex->done = done;
         ex->done_data = done_data;
+        ex->limits = p->limits;
+        if (ex->limits.cpu_limit_ms > 0 && ex->limits.cpu_limit_ms != CGROUP_UNLIMITED)
+                ex->cpu_limit_us = (uint64_t) ex->limits.cpu_limit_ms * 1000;
         snprintf(ex->cg_rel, sizeof ex->cg_rel, "%s/work/exec-%s", sb->id, ex->eid);
 
         _cleanup_strv_ char **env = sandbox_env_merge(sb->env, p->env);
@@ -714,12 +917,24 @@ void exec_start(struct core *core, struct sandbox *sb, struct exec_params *p, st
         bool with_stdin = ex->in_data || ex->in_stream;
         int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, inp[2] = { -1, -1 };
         int r;
+        bool limits_failed = false;
         if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || (with_stdin && pipe2(inp, O_CLOEXEC) < 0)) {
                 r = pbox_error_sys(&err, errno, "pipe");
                 goto fail;
         }
         if ((r = cgroup_create(core->cgroups, ex->cg_rel, &ex->cg_fd, &err)) < 0)
                 goto fail;
+        /* The limits hold before the command is cloned into the cgroup. */
+        if ((r = limits_exec_write(core, ex->cg_fd, &ex->limits, &err)) < 0) {
+                limits_failed = true;
+                goto fail;
+        }
+        /* Starting figures: forks refused so far under the sandbox's own
+         * pids.max; whether pids.current must be sampled for a peak. */
+        if (sb->cgroup_fd >= 0)
+                ex->sb_pids_max_start = cg_read_keyed(sb->cgroup_fd, "pids.events", "max");
+        ex->poll_pids = faccessat(ex->cg_fd, "pids.current", F_OK, 0) == 0 &&
+                        faccessat(ex->cg_fd, "pids.peak", F_OK, 0) < 0;
         struct spawn_exec_config ec = {
                 .target_pidfd = sb->init_watch.fd, .own_pidns_fd = core->own_pidns_fd,
                 .target_pidns_fd = sb->pidns_fd, .cgroup_fd = ex->cg_fd, .candidates = candidates,
@@ -771,6 +986,14 @@ void exec_start(struct core *core, struct sandbox *sb, struct exec_params *p, st
         core_watch_add(core, &ex->proc, EPOLLIN);
         if (ex->timeout_ms)
                 arm_timer(ex, ex->timeout_ms);
+        if (ex->poll_pids) {
+                ex->pids_sampled = 1;   /* the command itself */
+                sample_pids(ex);
+        }
+        if (ex->cpu_limit_us || ex->poll_pids) {
+                uint64_t first = ex->cpu_limit_us ? ex->cpu_limit_us / exec_ncpus() : POLL_MAX_US;
+                arm_poll(ex, first < POLL_MIN_US ? POLL_MIN_US : first > POLL_MAX_US ? POLL_MAX_US : first);
+        }
         exec_save(ex);
         log_debug("sandbox %s: exec %s: %s (pid %d)", sb->id, ex->eid, ex->argv[0], (int) ex->pid);
         if (req && !wait)
@@ -789,7 +1012,9 @@ fail:
                 unlinkat(core->cgroups->base_fd, ex->cg_rel, AT_REMOVEDIR);
         exec_free(core, ex);
         log_error("sandbox %s: exec failed: %s", sb->id, err.message);
-        if (req)
+        if (req && limits_failed)
+                limits_fail(req, &err);
+        else if (req)
                 request_fail(req, &err);
         else if (done) {
                 json_t *r2 = json_pack("{s:s,s:s}", "status", "failed", "error", err.message);
@@ -956,7 +1181,9 @@ void exec_recover(struct core *core, struct sandbox *sb)
                 struct exec *ex = util_xcalloc(1, sizeof *ex);
                 ex->sb = sb;
                 ex->cg_fd = -1;
-                ex->proc.fd = ex->out_w.fd = ex->err_w.fd = ex->in_w.fd = ex->timer.fd = -1;
+                ex->proc.fd = ex->out_w.fd = ex->err_w.fd = ex->in_w.fd = ex->timer.fd = ex->poll.fd = -1;
+                ex->pids_sampled = ex->sb_pids_max_start = -1;
+                limits_exec_init(&ex->limits);
                 memcpy(ex->eid, de->d_name, 16);
                 ex->argv = argv;
                 ex->state = EX_EXITED;

@@ -6,7 +6,13 @@
  * order for event streams) and its input (whole in the request, or streamed).
  * A timerfd enforces timeout_ms: the stop signal goes to every process of
  * the exec's cgroup, and after grace_ms cgroup.kill ends whatever is left, so
- * double forks and setsid cannot escape.  Records are persisted under
+ * double forks and setsid cannot escape.  Per-exec limits (limits.h) are
+ * written to that cgroup before the command is cloned into it; cpu_limit_ms
+ * is enforced by the core, which polls the cgroup's cpu.stat on a second
+ * timerfd and kills the whole cgroup once the limit is reached.  When the
+ * exec ends, its cgroup's usage is read before the cgroup goes, and the
+ * verdict is the first of killed > timeout > cpu_limit > output_limit >
+ * oom > pids_limit > ok/exit/signaled that applies.  Records are persisted under
  * STATE_DIR/sandboxes/<id>/execs/<eid>.json, so an exec that was running when
  * pboxd died is reported as "lost", never forgotten. */
 #pragma once
@@ -15,6 +21,7 @@
 #include <stdbool.h>
 
 #include "core.h"
+#include "limits.h"
 #include "privsep.h"
 #include "sandbox.h"
 
@@ -32,6 +39,7 @@ struct exec_params {
         int stop_signal;
         uint64_t max_output_bytes;
         bool kill_on_output_limit;
+        struct exec_limits limits;      /* cpu_limit_ms, memory_bytes, pids (LIMIT_UNSET or CGROUP_UNLIMITED: none) */
 };
 
 /* Called when an exec ends (for internal users such as /v1/run). */

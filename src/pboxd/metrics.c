@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "exec.h"
+#include "limits.h"
 #include "metrics.h"
 #include "sandbox.h"
 #include "util.h"
@@ -19,7 +20,10 @@ struct histogram {
         double sum_ms;
 };
 
-static const char *const exec_statuses[] = { "ok", "exit", "signaled", "timeout", "output_limit", "killed", "lost", "failed" };
+static const char *const exec_statuses[] = { "ok", "exit", "signaled", "timeout", "output_limit", "killed", "lost", "failed",
+                                             "cpu_limit", "oom", "pids_limit" };
+/* Exec statuses that are limit hits, for pbox_limit_hits_total. */
+static const char *const limit_statuses[] = { "oom", "cpu_limit", "pids_limit", "timeout", "output_limit" };
 static const char *const end_reasons[] = { "stopped", "killed", "exited", "lost", "ttl_expired", "idle_expired" };
 static const int codes[] = { 200, 201, 202, 400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 501, 503 };
 
@@ -77,6 +81,47 @@ static void render_histogram(FILE *f, const char *name, const char *help, const 
         fprintf(f, "%s_sum %g\n%s_count %llu\n", name, h->sum_ms / 1000.0, name, (unsigned long long) h->n);
 }
 
+/* Per running sandbox, from its cgroup. */
+static void render_sandbox_usage(struct core *core, FILE *f)
+{
+        static const struct {
+                const char *name, *type, *help;
+        } fam[] = {
+                { "pbox_sandbox_cpu_seconds_total", "counter", "CPU time used by a running sandbox." },
+                { "pbox_sandbox_memory_bytes", "gauge", "Memory used by a running sandbox (memory.current)." },
+                { "pbox_sandbox_memory_peak_bytes", "gauge", "Peak memory of a running sandbox (memory.peak)." },
+                { "pbox_sandbox_pids", "gauge", "Processes in a running sandbox (pids.current)." },
+                { "pbox_sandbox_oom_kills_total", "counter", "Processes of a running sandbox killed by the OOM killer." },
+        };
+        size_t n = 0;
+        for (struct sandbox *sb = core->sandboxes; sb; sb = sb->next)
+                n += sb->state == SB_RUNNING && sb->cgroup_fd >= 0;
+        struct row {
+                const char *id;
+                struct cgroup_usage u;
+        } *rows = util_xcalloc(n ? n : 1, sizeof *rows);
+        size_t k = 0;
+        for (struct sandbox *sb = core->sandboxes; sb && k < n; sb = sb->next)
+                if (sb->state == SB_RUNNING && sb->cgroup_fd >= 0 && cgroup_read_usage(sb->cgroup_fd, &rows[k].u, NULL) == 0)
+                        rows[k++].id = sb->id;
+        for (size_t i = 0; i < ARRAY_SIZE(fam); i++) {
+                fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam[i].name, fam[i].help, fam[i].name, fam[i].type);
+                for (size_t r = 0; r < k; r++) {
+                        const struct cgroup_usage *u = &rows[r].u;
+                        if (i == 0) {
+                                fprintf(f, "%s{sandbox=\"%s\"} %.6f\n", fam[i].name, rows[r].id,
+                                        (double) u->cpu_usage_us / 1e6);
+                                continue;
+                        }
+                        int64_t v = i == 1 ? u->memory_current_bytes : i == 2 ? u->memory_peak_bytes
+                                                                     : i == 3 ? u->pids_current : u->oom_kills;
+                        if (v >= 0)
+                                fprintf(f, "%s{sandbox=\"%s\"} %lld\n", fam[i].name, rows[r].id, (long long) v);
+                }
+        }
+        free(rows);
+}
+
 void metrics_op(struct core *core, struct request *req)
 {
         char *text = NULL;
@@ -104,6 +149,13 @@ void metrics_op(struct core *core, struct request *req)
         fprintf(f, "# HELP pbox_sandbox_ends_total Sandboxes that ended, by reason.\n# TYPE pbox_sandbox_ends_total counter\n");
         for (size_t i = 0; i < ARRAY_SIZE(end_reasons); i++)
                 fprintf(f, "pbox_sandbox_ends_total{reason=\"%s\"} %llu\n", end_reasons[i], (unsigned long long) m.ends[i]);
+        fprintf(f, "# HELP pbox_limit_hits_total Execs ended by a limit, by limit.\n# TYPE pbox_limit_hits_total counter\n");
+        for (size_t l = 0; l < ARRAY_SIZE(limit_statuses); l++)
+                for (size_t i = 0; i < ARRAY_SIZE(exec_statuses); i++)
+                        if (!strcmp(limit_statuses[l], exec_statuses[i]))
+                                fprintf(f, "pbox_limit_hits_total{limit=\"%s\"} %llu\n", limit_statuses[l],
+                                        (unsigned long long) m.execs[i]);
+        render_sandbox_usage(core, f);
         render_histogram(f, "pbox_sandbox_start_seconds", "Time to create a sandbox.", &m.start);
         render_histogram(f, "pbox_exec_seconds", "Wall time of execs.", &m.exec);
         fprintf(f, "# HELP pbox_api_requests_total API requests by response status.\n# TYPE pbox_api_requests_total counter\n");
@@ -123,7 +175,16 @@ void health_op(struct core *core, struct request *req)
         unsigned running = 0;
         for (struct sandbox *sb = core->sandboxes; sb; sb = sb->next)
                 running += sb->state == SB_RUNNING;
-        request_respond(req, 200, json_pack("{s:s,s:s,s:i,s:{s:s,s:s,s:b}}", "status", "ok", "version", PACKAGE_VERSION,
-                                            "sandboxes_running", running, "cgroup", "path", core->cgroups->base_path,
-                                            "controllers", core->cgroups->controllers, "kill", core->cgroups->has_kill));
+        const struct cgroup_manager *cg = core->cgroups;
+        json_t *enabled = json_array(), *missing = json_array();
+        unsigned have = limits_enabled_controllers(core);
+        for (unsigned bit = 1; bit & CGROUP_CTRL_ALL; bit <<= 1)
+                json_array_append_new((have & bit) ? enabled : missing, json_string(cgroup_controller_name(bit)));
+        bool all = (have & CGROUP_CTRL_ALL) == CGROUP_CTRL_ALL;
+        request_respond(req, 200, json_pack("{s:s,s:s,s:i,s:b,s:{s:s,s:s,s:b,s:o,s:o,s:b,s:b,s:b}}", "status", "ok",
+                                            "version", PACKAGE_VERSION, "sandboxes_running", running, "limits_enforced",
+                                            all, "cgroup", "path", cg->base_path, "controllers", cg->controllers,
+                                            "kill", cg->has_kill, "enabled", enabled, "missing", missing, "delegated",
+                                            cg->delegated, "memory_peak", cg->has_memory_peak, "pids_peak",
+                                            cg->has_pids_peak));
 }

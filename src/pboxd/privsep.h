@@ -117,6 +117,7 @@ int privsep_recv_channel_flags(int control_sock, int flags, int *ret_fd, struct 
         X(SANDBOX_STOP, "sandbox.stop") \
         X(SANDBOX_REMOVE, "sandbox.remove") \
         X(SANDBOX_KEEPALIVE, "sandbox.keepalive") \
+        X(SANDBOX_LIMITS, "sandbox.limits") \
         X(EXEC_LIST, "exec.list") \
         X(EXEC_GET, "exec.get") \
         X(EXEC_EVENTS, "exec.events") \

@@ -6,7 +6,12 @@
  * root before any process but its init has run in it, so nothing inside can
  * race the writes; every component is opened with O_NOFOLLOW, so a symlink
  * in the image is refused rather than followed.  The steps then chain through
- * exec completion callbacks; the sandbox is discarded at the end. */
+ * exec completion callbacks; the sandbox is discarded at the end.
+ *
+ * Limits: "limits" (the sandbox's, as in POST /v1/sandboxes) goes with the
+ * create body; "cpu_limit_ms", "memory_bytes" and "pids" are the run step's
+ * per-exec limits.  The compile step is bound by the sandbox's limits and its
+ * own timeout only (no per-exec limits, not even pbox.conf's defaults). */
 #include "config.h"
 
 #include <fcntl.h>
@@ -171,17 +176,14 @@ void run_op(struct core *core, struct request *req, json_t *body)
 {
         static const char *const keys[] = { "image", "files", "argv", "cwd", "stdin", "stdin_encoding", "env", "timeout_ms",
                                             "grace_ms", "max_output_bytes", "output_limit_action", "user", "compile",
-                                            "limits", NULL };
+                                            "limits", "cpu_limit_ms", "memory_bytes", "pids", NULL };
         static const char *const exec_keys[] = { "argv", "cwd", "stdin", "stdin_encoding", "timeout_ms", "grace_ms",
-                                                 "max_output_bytes", "output_limit_action", "user", NULL };
+                                                 "max_output_bytes", "output_limit_action", "user", "cpu_limit_ms",
+                                                 "memory_bytes", "pids", NULL };
         static const char *const compile_keys[] = { "argv", "timeout_ms", "grace_ms", "max_output_bytes", NULL };
         struct pbox_error err = PBOX_ERROR_INIT;
         if (json_check_keys(body, keys, &err) < 0)
                 return request_fail(req, &err);
-        json_t *limits = json_object_get(body, "limits");
-        if (limits && !(json_is_object(limits) && json_object_size(limits) == 0) && !json_is_null(limits))
-                return request_error(req, 422, "unprocessable",
-                                     "limits: resource limits are not supported by this pboxd yet");
         json_t *files = json_object_get(body, "files");
         if (files && !json_is_null(files) && (!json_is_array(files) || json_array_size(files) > RUN_MAX_FILES))
                 return request_error(req, 400, "bad_request", "files must be an array of at most %d objects", RUN_MAX_FILES);
@@ -216,9 +218,10 @@ void run_op(struct core *core, struct request *req, json_t *body)
                         run_free(r);
                         return;
                 }
+                limits_exec_init(&r->compile_params.limits);
                 r->has_compile = true;
         }
-        static const char *const create_keys[] = { "image", "env", NULL };
+        static const char *const create_keys[] = { "image", "env", "limits", NULL };
         _cleanup_json_ json_t *cbody = pick(body, create_keys);
         r->sb = sandbox_create_from_body(core, req, cbody);
         if (!r->sb) {

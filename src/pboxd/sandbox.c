@@ -174,6 +174,53 @@ void sandbox_touch(struct sandbox *sb)
 
 /* ---- records ------------------------------------------------------------ */
 
+/* state.json keeps "not given" (absent) apart from "no limit" (null). */
+static json_t *limits_state_json(const struct sandbox_limits *l)
+{
+        json_t *j = limits_sandbox_to_json(l);
+        const int64_t v[] = { l->memory_bytes, l->swap_bytes, l->pids, l->cpus_milli, l->cpu_weight, l->io_read_bps,
+                              l->io_write_bps, l->io_read_iops, l->io_write_iops, l->disk_bytes };
+        for (size_t i = 0; i < ARRAY_SIZE(v) && limits_sandbox_keys[i]; i++)
+                if (v[i] == LIMIT_UNSET)
+                        json_object_del(j, limits_sandbox_keys[i]);
+        return j;
+}
+
+/* Usage of the sandbox's cgroup now (running), with the bytes of its
+ * writable layer where that is cheap to know (a tmpfs). */
+static json_t *read_usage(struct sandbox *sb)
+{
+        struct cgroup_usage u;
+        if (sb->cgroup_fd < 0 || cgroup_read_usage(sb->cgroup_fd, &u, NULL) < 0)
+                return NULL;
+        if (u.pids_current > sb->pids_peak_sampled)
+                sb->pids_peak_sampled = u.pids_current;
+        if (u.pids_peak < 0)
+                u.pids_peak = sb->pids_peak_sampled;
+        json_t *j = limits_usage_to_json(&u);
+        uint64_t disk = 0;
+        if (sb->disk_tmpfs && sandbox_disk_usage(sb, 0, &disk, NULL) == 0)
+                json_object_set_new(j, "disk_bytes", json_integer((json_int_t) disk));
+        else
+                json_object_set_new(j, "disk_bytes", json_null());
+        return j;
+}
+
+json_t *sandbox_usage_json(struct sandbox *sb)
+{
+        if (sb->state == SB_RUNNING || sb->state == SB_STOPPING)
+                return read_usage(sb);
+        return sb->last_usage ? json_deep_copy(sb->last_usage) : NULL;
+}
+
+int sandbox_disk_usage(const struct sandbox *sb, uint64_t max_entries, uint64_t *ret, struct pbox_error *err)
+{
+        const struct core *core = sb->core;
+        _cleanup_free_ char *dir = util_xasprintf("%s/sandboxes/%s/%s", core->cfg->state_dir, sb->id,
+                                                  sb->disk_tmpfs ? "rw" : "upper");
+        return rootfs_layer_usage(dir, sb->disk_tmpfs, max_entries, ret, err);
+}
+
 static json_t *sandbox_public(const struct sandbox *sb)
 {
         char created[40], stopped[40];
@@ -195,6 +242,11 @@ static json_t *sandbox_public(const struct sandbox *sb)
         time_string(sb->last_activity_ms, when);
         json_object_set_new(j, "last_activity_at", json_string(when));
         json_object_set_new(j, "events", sb->events ? json_deep_copy(sb->events) : json_array());
+        json_object_set_new(j, "limits", limits_sandbox_to_json(&sb->limits));
+        json_t *usage = sandbox_usage_json((struct sandbox *) sb);
+        json_object_set_new(j, "usage", usage ? usage : json_null());
+        if (sb->unenforced && json_array_size(sb->unenforced) > 0)
+                json_object_set_new(j, "unenforced_limits", json_deep_copy(sb->unenforced));
         if (sb->state == SB_STOPPED) {
                 time_string(sb->stopped_ms, stopped);
                 json_object_set_new(j, "stopped_at", json_string(stopped));
@@ -223,6 +275,12 @@ static int sandbox_save(struct sandbox *sb)
         if (sb->state == SB_STOPPING)
                 json_object_set_new(j, "stop_deadline_ms", json_integer((json_int_t) sb->stop_deadline_real_ms));
         json_object_set_new(j, "events", sb->events ? json_deep_copy(sb->events) : json_array());
+        json_object_set_new(j, "limits", limits_state_json(&sb->limits));
+        json_object_set_new(j, "disk_tmpfs", json_boolean(sb->disk_tmpfs));
+        if (sb->unenforced)
+                json_object_set_new(j, "unenforced_limits", json_deep_copy(sb->unenforced));
+        if (sb->last_usage)
+                json_object_set_new(j, "last_usage", json_deep_copy(sb->last_usage));
         _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2));
         json_decref(j);
         struct pbox_error err = PBOX_ERROR_INIT;
@@ -246,6 +304,8 @@ static void sandbox_free(struct sandbox *sb)
         free(sb->hostname);
         json_decref(sb->labels);
         json_decref(sb->events);
+        json_decref(sb->unenforced);
+        json_decref(sb->last_usage);
         util_strv_free(sb->env);
         free(sb->workdir);
         free(sb->stop_reason);
@@ -267,6 +327,8 @@ static struct sandbox *sandbox_new(struct core *core)
         sb->init_watch.fd = sb->pidns_fd = sb->cgroup_fd = sb->work_cgroup_fd = sb->stop_tick.fd = -1;
         for (int i = 0; i < 6; i++)
                 sb->ns_fds[i] = -1;
+        limits_sandbox_init(&sb->limits);
+        sb->pids_peak_sampled = -1;
         return sb;
 }
 
@@ -298,6 +360,13 @@ static int sandbox_destroy_host_state(struct core *core, const char *id)
         _cleanup_free_ char *rootfs = util_xasprintf("%s/rootfs", rt);
         pbox_error_clear(&err);
         if (rootfs_unmount(rootfs, &err) < 0) {
+                log_error("sandbox %s: %s", id, err.message);
+                ret = ret ? ret : -EBUSY;
+        }
+        /* The tmpfs writable layer, if any (after the overlay that used it). */
+        _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, id);
+        pbox_error_clear(&err);
+        if (rootfs_unmount(rw, &err) < 0) {
                 log_error("sandbox %s: %s", id, err.message);
                 ret = ret ? ret : -EBUSY;
         }
@@ -350,6 +419,12 @@ static void init_exited(struct core *core, struct watch *w, uint32_t events)
         const char *reason = sb->stop_cause ? sb->stop_cause
                              : sb->state == SB_STOPPING ? (sb->stop_killed ? "killed" : "stopped") : "exited";
         log_info("sandbox %s %s", sb->id, reason);
+        /* The last figures, kept in the record once the sandbox stopped. */
+        json_t *usage = read_usage(sb);
+        if (usage) {
+                json_decref(sb->last_usage);
+                sb->last_usage = usage;
+        }
         /* Whatever survived the pid namespace (nothing should) goes too. */
         if (sb->cgroup_fd >= 0)
                 cgroup_kill(core->cgroups, sb->cgroup_fd, NULL);
@@ -476,24 +551,37 @@ static int sandbox_build(struct core *core, struct sandbox *sb, struct image_inf
                 return pbox_error_sys(err, errno, "open the sandbox directory");
         if ((r = sandbox_save(sb)) < 0)
                 return pbox_error_set(err, EIO, "cannot write the sandbox record");
-        if (mkdirat(dfd, "upper", 0755) < 0 || fchownat(dfd, "upper", core->map.uid_base, core->map.gid_base, 0) < 0 ||
-            mkdirat(dfd, "work", 0700) < 0)
+        /* The writable layer: in a tmpfs of disk_bytes when the disk is
+         * limited (rw/upper, rw/work), else on the state dir's disk. */
+        const char *layer = sb->disk_tmpfs ? "rw/" : "";
+        if (sb->disk_tmpfs) {
+                _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
+                if ((r = rootfs_mount_layer_tmpfs(rw, (uint64_t) sb->limits.disk_bytes, core->map.uid_base,
+                                                  core->map.gid_base, err)) < 0)
+                        return r;
+        } else if (mkdirat(dfd, "upper", 0755) < 0 ||
+                   fchownat(dfd, "upper", core->map.uid_base, core->map.gid_base, 0) < 0 || mkdirat(dfd, "work", 0700) < 0)
                 return pbox_error_sys(err, errno, "create the overlay directories");
 
         _cleanup_free_ char *rt = util_xasprintf("%s/%s", core->runtime_sandboxes, sb->id);
         sb->rootfs = util_xasprintf("%s/rootfs", rt);
         if (mkdir(rt, 0711) < 0 || mkdir(sb->rootfs, 0755) < 0)
                 return pbox_error_sys(err, errno, "create the rootfs mount point");
-        _cleanup_free_ char *upper = util_xasprintf("%s/sandboxes/%s/upper", core->cfg->state_dir, sb->id);
-        _cleanup_free_ char *work = util_xasprintf("%s/sandboxes/%s/work", core->cfg->state_dir, sb->id);
+        _cleanup_free_ char *upper = util_xasprintf("%s/sandboxes/%s/%supper", core->cfg->state_dir, sb->id, layer);
+        _cleanup_free_ char *work = util_xasprintf("%s/sandboxes/%s/%swork", core->cfg->state_dir, sb->id, layer);
         if ((r = rootfs_mount_overlay(info->layer_dirs, upper, work, sb->rootfs, err)) < 0)
                 return r;
 
         _cleanup_free_ char *init_rel = util_xasprintf("%s/init", sb->id);
         _cleanup_free_ char *work_rel = util_xasprintf("%s/work", sb->id);
         _cleanup_close_ int init_cg = -1;
-        if ((r = cgroup_create(core->cgroups, sb->id, &sb->cgroup_fd, err)) < 0 ||
-            (r = cgroup_create(core->cgroups, init_rel, &init_cg, err)) < 0 ||
+        /* The sandbox's limits go on <id> before its init exists (the
+         * base enables the controllers for <id>'s own files). */
+        if ((r = cgroup_create(core->cgroups, sb->id, &sb->cgroup_fd, err)) < 0)
+                return r;
+        if ((r = limits_sandbox_write(core, sb->cgroup_fd, &sb->limits, err)) < 0)
+                return pbox_error_prefix(err, "set the sandbox's limits");
+        if ((r = cgroup_create(core->cgroups, init_rel, &init_cg, err)) < 0 ||
             (r = cgroup_create(core->cgroups, work_rel, &sb->work_cgroup_fd, err)) < 0)
                 return r;
 
@@ -512,6 +600,15 @@ static int sandbox_build(struct core *core, struct sandbox *sb, struct image_inf
         sb->pid = res.pid;
         sb->init_watch = (struct watch) { res.pidfd, init_exited, sb };
         sb->init_is_child = true;
+        /* The init passes through <id> itself (to make <id> the root of its
+         * cgroup namespace) before it lands in <id>/init, and a cgroup with
+         * controllers enabled for its children may hold no process: only now
+         * can <id> and <id>/work pass the controllers down to init/ and to
+         * the execs' cgroups.  The limits on <id> held all along. */
+        unsigned ctrl = core->cgroups->enabled;
+        if (ctrl && ((r = cgroup_enable_subtree(sb->cgroup_fd, ctrl, err)) < 0 ||
+                     (r = cgroup_enable_subtree(sb->work_cgroup_fd, ctrl, err)) < 0))
+                return pbox_error_prefix(err, "enable cgroup controllers below sandbox %s", sb->id);
         if ((r = sandbox_open_namespaces(sb, err)) < 0)
                 return r;
         read_starttime(sb->pid, &sb->starttime);
@@ -524,7 +621,8 @@ static int sandbox_build(struct core *core, struct sandbox *sb, struct image_inf
 
 struct sandbox *sandbox_create_from_body(struct core *core, struct request *req, json_t *body)
 {
-        static const char *const keys[] = { "image", "name", "env", "hostname", "labels", "ttl_s", "idle_timeout_s", NULL };
+        static const char *const keys[] = { "image", "name", "env", "hostname", "labels", "ttl_s", "idle_timeout_s",
+                                            "limits", NULL };
         struct pbox_error err = PBOX_ERROR_INIT;
         const char *image = NULL, *name = NULL, *hostname = NULL;
         int64_t ttl = core->cfg->ttl_s, idle = core->cfg->idle_timeout_s;
@@ -562,6 +660,10 @@ struct sandbox *sandbox_create_from_body(struct core *core, struct request *req,
                                 { request_error(req, 400, "bad_request",
                                                      "labels: keys of 1 to 128 characters mapping to strings of at most 1024"); return NULL; }
         }
+        struct sandbox_limits limits;
+        if (limits_sandbox_parse(core, json_object_get(body, "limits"), &limits, &err) < 0)
+                { sandbox_limits_fail(req, &err); return NULL; }
+        limits_sandbox_apply_defaults(core, &limits);
         size_t count = 0;
         for (struct sandbox *s = core->sandboxes; s; s = s->next)
                 count++;
@@ -607,6 +709,13 @@ struct sandbox *sandbox_create_from_body(struct core *core, struct request *req,
         sb->last_activity_ms = sb->created_ms;
         sb->expires_ms = ttl ? sb->created_ms + (uint64_t) ttl * 1000 : 0;
         sb->idle_timeout_s = (uint32_t) idle;
+        sb->limits = limits;
+        sb->disk_tmpfs = limits.disk_bytes != LIMIT_UNSET && limits.disk_bytes != CGROUP_UNLIMITED;
+        sb->unenforced = limits_sandbox_unenforced(core, &sb->limits);
+        if (sb->unenforced) {
+                _cleanup_free_ char *keys_text = json_dump_compact(sb->unenforced);
+                log_notice("sandbox %s: limits not enforced on this host: %s", sb->id, keys_text);
+        }
         sb->state = SB_CREATING;
         sandbox_event(sb, "created", sb->image_ref);
 
@@ -887,6 +996,16 @@ static int sandbox_load_record(struct core *core, const char *id, struct sandbox
         sb->stop_deadline_real_ms = (uint64_t) v;
         json_t *events = json_object_get(j, "events");
         sb->events = json_is_array(events) ? json_deep_copy(events) : json_array();
+        json_t *limits = json_object_get(j, "limits");
+        if (limits)
+                limits_sandbox_from_json(limits, &sb->limits);
+        bool tmpfs = false;
+        json_get_bool(j, "disk_tmpfs", false, &tmpfs, NULL);
+        sb->disk_tmpfs = tmpfs;
+        sb->unenforced = limits_sandbox_unenforced(core, &sb->limits);
+        json_t *last = json_object_get(j, "last_usage");
+        if (json_is_object(last))
+                sb->last_usage = json_deep_copy(last);
         sb->rootfs = util_xasprintf("%s/%s/rootfs", core->runtime_sandboxes, id);
         *ret = sb;
         return 0;
@@ -970,6 +1089,13 @@ int sandbox_recover_all(struct core *core, struct pbox_error *err)
                                 }
                                 int cg = -1;
                                 if (cgroup_open(core->cgroups, sb->id, &cg, NULL) == 0) {
+                                        sb->cgroup_fd = cg;
+                                        json_t *usage = read_usage(sb);
+                                        if (usage) {
+                                                json_decref(sb->last_usage);
+                                                sb->last_usage = usage;
+                                        }
+                                        sb->cgroup_fd = -1;
                                         cgroup_kill(core->cgroups, cg, NULL);
                                         close(cg);
                                 }
@@ -1013,6 +1139,19 @@ static void sandbox_expire(struct sandbox *sb, const char *cause, const char *me
         sandbox_begin_stop(sb, sb->core->cfg->stop_grace_ms, SIGTERM);
 }
 
+/* Without pids.peak, the peak is the highest pids.current seen (each
+ * second, and whenever usage is read). */
+static void sample_pids(struct sandbox *sb)
+{
+        _cleanup_free_ char *text = NULL;
+        if (util_read_file_at(sb->cgroup_fd, "pids.current", 64, &text, NULL, NULL) < 0)
+                return;
+        char *end = NULL;
+        long long v = strtoll(text, &end, 10);
+        if (end != text && v > sb->pids_peak_sampled)
+                sb->pids_peak_sampled = v;
+}
+
 static void reaper_tick(struct core *core, struct watch *w, uint32_t events)
 {
         uint64_t ticks;
@@ -1021,6 +1160,8 @@ static void reaper_tick(struct core *core, struct watch *w, uint32_t events)
         struct sandbox *next;
         for (struct sandbox *sb = core->sandboxes; sb; sb = next) {
                 next = sb->next;
+                if (sb->state == SB_RUNNING && !core->cgroups->has_pids_peak && sb->cgroup_fd >= 0)
+                        sample_pids(sb);
                 if (sb->state == SB_RUNNING) {
                         if (sb->expires_ms && now >= sb->expires_ms)
                                 sandbox_expire(sb, "ttl_expired", "its time to live ran out");
@@ -1065,6 +1206,86 @@ void sandbox_op_keepalive(struct core *core, struct request *req, const char *id
                                              core->cfg->max_ttl_s);
                 sb->expires_ms = util_realtime_ms() + (uint64_t) ttl * 1000;
         }
+        sandbox_touch(sb);
+        sandbox_save(sb);
+        request_respond(req, 200, sandbox_public(sb));
+}
+
+/* ---- limits of a live sandbox ------------------------------------------- */
+
+void sandbox_limits_fail(struct request *req, const struct pbox_error *err)
+{
+        if (err->code == ERANGE)
+                return request_error(req, 422, "unprocessable", "%s", err->message);
+        request_fail(req, err);
+}
+
+void sandbox_op_limits(struct core *core, struct request *req, const char *id, json_t *body, bool patch)
+{
+        static const char *const patch_keys[] = { "limits", NULL };
+        struct pbox_error err = PBOX_ERROR_INIT;
+        struct sandbox *sb = sandbox_find(core, id);
+        if (!sb)
+                return request_error(req, 404, "not_found", "no such sandbox: %s", id);
+        json_t *obj = body;
+        if (patch) {
+                if (json_check_keys(body, patch_keys, &err) < 0)
+                        return request_error(req, 400, "bad_request", "%s (PATCH accepts only \"limits\")", err.message);
+                obj = json_object_get(body, "limits");
+                if (!json_is_object(obj))
+                        return request_error(req, 400, "bad_request", "limits must be an object");
+        }
+        struct sandbox_limits update;
+        if (limits_sandbox_parse(core, obj, &update, &err) < 0)
+                return sandbox_limits_fail(req, &err);
+        if (sb->state != SB_RUNNING)
+                return request_error(req, 409, "conflict", "sandbox %s is %s", sb->id, sb_state_names[sb->state]);
+
+        bool resized = false;
+        if (update.disk_bytes != LIMIT_UNSET) {
+                if (!sb->disk_tmpfs)
+                        return request_error(req, 422, "unprocessable", "disk_bytes can only be set when the sandbox is created");
+                if (update.disk_bytes != sb->limits.disk_bytes) {
+                        _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
+                        /* tmpfs: size=0 is no limit. */
+                        uint64_t size = update.disk_bytes == CGROUP_UNLIMITED ? 0 : (uint64_t) update.disk_bytes;
+                        if (rootfs_resize_layer_tmpfs(rw, size, &err) < 0) {
+                                if (err.code == EBUSY)
+                                        return request_error(req, 409, "conflict", "%s", err.message);
+                                log_error("sandbox %s: %s", sb->id, err.message);
+                                return request_error(req, 500, "internal", "%s", err.message);
+                        }
+                        resized = true;
+                }
+        }
+        struct sandbox_limits merged = sb->limits;
+        limits_sandbox_merge(&merged, &update);
+        limits_sandbox_default_swap(core, &merged);
+        if (limits_sandbox_write(core, sb->cgroup_fd, &merged, &err) < 0) {
+                if (resized) {
+                        struct pbox_error uerr = PBOX_ERROR_INIT;
+                        _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
+                        int64_t old = sb->limits.disk_bytes;
+                        rootfs_resize_layer_tmpfs(rw, old == CGROUP_UNLIMITED ? 0 : (uint64_t) old, &uerr);
+                }
+                if (err.code == ERANGE)
+                        return sandbox_limits_fail(req, &err);
+                log_error("sandbox %s: cannot change its limits: %s", sb->id, err.message);
+                return request_error(req, 500, "internal", "cannot change the limits: %s", err.message);
+        }
+        sb->limits = merged;
+        json_decref(sb->unenforced);
+        sb->unenforced = limits_sandbox_unenforced(core, &sb->limits);
+        _cleanup_json_ json_t *given = limits_sandbox_to_json(&update);
+        const char *k;
+        json_t *v;
+        void *tmp;
+        json_object_foreach_safe(given, tmp, k, v)
+                if (!json_object_get(obj, k))
+                        json_object_del(given, k);
+        _cleanup_free_ char *text = json_dump_compact(given);
+        log_info("sandbox %s: limits changed: %s", sb->id, text);
+        sandbox_event(sb, "limits", text);
         sandbox_touch(sb);
         sandbox_save(sb);
         request_respond(req, 200, sandbox_public(sb));

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "core.h"
+#include "limits.h"
 #include "privsep.h"
 
 #define SANDBOX_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -59,6 +60,11 @@ struct sandbox {
         bool remove_pending;            /* removed once stopped (expiry), without a request */
         const char *stop_cause;         /* "ttl_expired" / "idle_expired" when pboxd stopped it */
         uint64_t remove_after_ms;       /* realtime: an expired sandbox is removed then */
+        struct sandbox_limits limits;   /* effective limits (LIMIT_UNSET: none given, none by default) */
+        json_t *unenforced;             /* keys of limits this host does not enforce; NULL: none */
+        json_t *last_usage;             /* usage read when init exited (stopped sandboxes) */
+        int64_t pids_peak_sampled;      /* highest pids.current seen, where the kernel lacks pids.peak */
+        bool disk_tmpfs;                /* writable layer in a tmpfs at STATE_DIR/sandboxes/<id>/rw */
 };
 
 /* Finds a sandbox the current caller may see (all, for the admin). */
@@ -95,6 +101,19 @@ void sandbox_op_exec_other(struct core *core, struct request *req, const char *o
                            const char *eid, json_t *args, json_t *body, struct privsep_msg *msg);
 void sandbox_op_stop(struct core *core, struct request *req, const char *id, json_t *body);
 void sandbox_op_remove(struct core *core, struct request *req, const char *id, bool force);
+/* PATCH /v1/sandboxes/{id} (patch: body {"limits": {...}}) and POST
+ * .../limits (body: the limits object): merge, write to the live cgroup,
+ * persist, answer with the record. */
+void sandbox_op_limits(struct core *core, struct request *req, const char *id, json_t *body, bool patch);
+/* Answer a failed limits_*_parse: -ERANGE is 422 "unprocessable", the rest as request_fail. */
+void sandbox_limits_fail(struct request *req, const struct pbox_error *err);
+
+/* Bytes the sandbox's writable layer uses now: statfs of its tmpfs, or a
+ * bounded walk of its upper dir (-E2BIG past max_entries, *ret partial). */
+int sandbox_disk_usage(const struct sandbox *sb, uint64_t max_entries, uint64_t *ret, struct pbox_error *err);
+/* The "usage" object of a sandbox: read from its cgroup while it runs, the
+ * last figures once it stopped; NULL when none are known. */
+json_t *sandbox_usage_json(struct sandbox *sb);
 
 /* What the file operations need to know of a sandbox. */
 struct files_target {

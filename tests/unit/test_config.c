@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cgroup.h"
 #include "conf.h"
 
 static void test_defaults(void **state)
@@ -44,6 +45,34 @@ static void test_parse(void **state)
         config_free(&c);
 }
 
+static void test_parse_limits(void **state)
+{
+        struct pboxd_config c;
+        struct pbox_error err = PBOX_ERROR_INIT;
+        config_init_defaults(&c);
+        assert_int_equal(c.default_memory_bytes, 0);
+        assert_false(c.allow_unenforced_limits);
+        const char *text = "default_memory_bytes = 256M\nmax_memory_bytes = 2G\ndefault_swap_bytes = max\n"
+                           "default_pids = 128\ndefault_cpus = 0.25\nmax_cpus = 1.5\ndefault_disk_bytes = 1G\n"
+                           "exec_cpu_limit_ms = 2000\nallow_unenforced_limits = yes\ncgroup_delegation = no\n";
+        assert_int_equal(config_parse_text(&c, text, "t.conf", &err), 0);
+        assert_int_equal(c.default_memory_bytes, 256ULL << 20);
+        assert_int_equal(c.max_memory_bytes, 2ULL << 30);
+        assert_true(c.default_swap_bytes == CONFIG_SWAP_UNLIMITED);
+        assert_int_equal(c.default_pids, 128);
+        assert_int_equal(c.default_cpus_milli, 250);
+        assert_int_equal(c.max_cpus_milli, 1500);
+        assert_int_equal(c.default_disk_bytes, 1ULL << 30);
+        assert_int_equal(c.exec_cpu_limit_ms, 2000);
+        assert_true(c.allow_unenforced_limits);
+        assert_int_equal(c.cgroup_delegation, CGROUP_DELEGATION_NO);
+        /* a default above its maximum is lowered to it */
+        assert_int_equal(config_parse_text(&c, "default_memory_bytes = 4G\n", "t.conf", &err), 0);
+        assert_int_equal(config_validate(&c, &err), 0);
+        assert_int_equal(c.default_memory_bytes, 2ULL << 30);
+        config_free(&c);
+}
+
 static void expect_error(const char *text, const char *needle)
 {
         struct pboxd_config c;
@@ -61,7 +90,11 @@ static void test_errors(void **state)
         expect_error("\nfoo = 1\n", "unknown configuration key 'foo'");
         expect_error("uid_base = -1\n", "uid_base");
         expect_error("uid_base = 99999999999\n", "uid_base");
-        expect_error("max_image_bytes = 5T\n", "suffix");
+        expect_error("max_image_bytes = 5P\n", "suffix");
+        expect_error("max_memory_bytes = 99999999T\n", "max_memory_bytes");
+        expect_error("default_cpus = 0.0001\n", "default_cpus");
+        expect_error("allow_unenforced_limits = maybe\n", "allow_unenforced_limits");
+        expect_error("cgroup_delegation = sometimes\n", "cgroup_delegation");
         expect_error("state_dir = relative/path\n", "absolute");
         expect_error("state_dir = /a,b\n", "characters");
         expect_error("listen = 7269\n", "ADDR:PORT");
@@ -89,6 +122,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_parse),
+                cmocka_unit_test(test_parse_limits),
                 cmocka_unit_test(test_errors),
                 cmocka_unit_test(test_validate),
         };
