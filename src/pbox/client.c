@@ -975,8 +975,8 @@ static char *short_clean(const char *s)
         return t;
 }
 
-static int api_error(const struct pbox_client *cl, const struct pbox_http_response *resp,
-                     struct pbox_error *err)
+int pbox_client_api_error(const struct pbox_client *cl, const struct pbox_http_response *resp,
+                          struct pbox_error *err)
 {
         json_t *j = NULL;
         const char *code = NULL, *message = NULL;
@@ -1010,7 +1010,7 @@ static int call_common(const struct pbox_client *cl, const struct pbox_http_requ
         if (ret_status)
                 *ret_status = resp.status;
         if (resp.status < 200 || resp.status > 299) {
-                r = api_error(cl, &resp, err);
+                r = pbox_client_api_error(cl, &resp, err);
                 pbox_http_response_done(&resp);
                 return r;
         }
@@ -1032,7 +1032,10 @@ int pbox_client_call(const struct pbox_client *c, const char *method, const char
                      json_t *body, int timeout_ms, json_t **ret, int *ret_status,
                      struct pbox_error *err)
 {
-        _cleanup_free_ char *text = body ? json_dump_compact(body) : NULL;
+        /* Ten significant digits: 0.29 CPUs goes as 0.29, not 0.28999999999999998. */
+        _cleanup_free_ char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(10)) : NULL;
+        if (body && !text)
+                abort();
         struct pbox_http_request req = {
                 .method = method,
                 .target = target,
@@ -1223,7 +1226,7 @@ int pbox_sse_open(const struct pbox_client *cl, const char *target, int timeout_
                         r = pbox_error_set(err, EPROTO, "bad response from %s: not an event stream",
                                            cl->url.text);
                 else
-                        r = api_error(cl, &resp, err);
+                        r = pbox_client_api_error(cl, &resp, err);
                 pbox_http_response_done(&resp);
                 return r;
         }

@@ -90,6 +90,11 @@ void pbox_http_response_done(struct pbox_http_response *r);
  * err then holds "<message> (<code>)". */
 #define PBOX_EAPI EREMOTEIO
 
+/* The error of a non-2xx response: -PBOX_EAPI with "<message> (<code>)"
+ * from the API's error object (sanitised, at most one line of 512 bytes). */
+int pbox_client_api_error(const struct pbox_client *c, const struct pbox_http_response *resp,
+                          struct pbox_error *err);
+
 /* A JSON call: sends body (may be NULL: no body) and, on 2xx, parses the
  * response as a JSON object into *ret (may be NULL to ignore it).  Any
  * other status returns -PBOX_EAPI with the server's message; *ret_status

@@ -1,14 +1,23 @@
-/* commands.c — the subcommands of the pbox CLI: option parsing (getopt_long
- * per command), request bodies, and the output (tables, JSON, the raw
- * stdout/stderr bytes of exec).  Text that comes from the server and goes
- * to a terminal (names, messages) is sanitised; command output is not.
+/* commands.c — the subcommands of the pbox CLI: option parsing (one
+ * getopt_long loop, pbox_cmd_options, with a handler per option set:
+ * create, exec, limits, signal), request bodies, and the output (tables,
+ * JSON, the raw stdout/stderr bytes of exec).  Text that comes from the
+ * server and goes to a terminal (names, messages) is sanitised; command
+ * output is not.
+ *
+ * Resource limits: the sandbox set (--memory, --pids, --cpus, ..., --disk;
+ * create, run, limits) and the exec set (--cpu-limit, --memory, --pids) are
+ * tables of limit_spec, checked for form and the API's ranges before any
+ * request; `pbox limits` shows and changes them, `pbox health` says which
+ * controllers the host has.
  *
  * Execs: without -i a sync exec (the output comes with the result); with
  * -i an async exec with a streamed stdin, followed through its event
  * stream while a second thread POSTs pbox's standard input in chunks
  * (logs and attach follow an existing exec the same way); one-shot runs
  * are one POST /v1/run.  exec_result_status turns a result into pbox's
- * exit status (124 timeout, 128+N signals, 125 pbox's own failures). */
+ * exit status (124 timeout and cpu_limit, 128+N signals, 125 pbox's own
+ * failures). */
 #include "config.h"
 
 #include <ctype.h>
@@ -43,7 +52,7 @@
 #define RUN_FILE_DIR "/work"
 /* Attempts, 250 ms apart, to open an event stream while pboxd has none free. */
 #define SSE_BUSY_TRIES 120
-#define JSON_OUT_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII)
+#define JSON_OUT_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(10))
 
 enum {
         OPT_NAME = 256,
@@ -60,33 +69,40 @@ enum {
         OPT_FILE,
         OPT_COMPILE,
         OPT_COMPILE_TIMEOUT,
+        OPT_STATS,
+        OPT_CPU_LIMIT,
+        OPT_MEMORY,
+        OPT_SWAP,
+        OPT_PIDS,
+        OPT_CPUS,
+        OPT_CPU_WEIGHT,
+        OPT_DISK,
+        OPT_IO_READ_BPS,
+        OPT_IO_WRITE_BPS,
+        OPT_IO_READ_IOPS,
+        OPT_IO_WRITE_IOPS,
+        OPT_MAX_SANDBOXES,
+        OPT_MAX_EXECS,
+        OPT_IMAGE,
 };
 
 /* ------------------------------------------------------------- helpers */
 
-static int fail(const struct pbox_cmd *cmd, const struct pbox_error *err)
+int pbox_cmd_fail(const struct pbox_cmd *cmd, const struct pbox_error *err)
 {
         fprintf(stderr, "pbox: %s\n", err->message);
         return cmd->fail_status;
 }
 
-static void usage_hint(const struct pbox_cmd *cmd)
-{
-        fprintf(stderr, "Usage: pbox %s %s\nTry 'pbox %s --help' for more information.\n", cmd->name,
-                cmd->synopsis, cmd->name);
-}
-
-static int usage_error(const struct pbox_cmd *cmd, const char *fmt, ...)
-        __attribute__((format(printf, 2, 3)));
-static int usage_error(const struct pbox_cmd *cmd, const char *fmt, ...)
+int pbox_cmd_usage(const struct pbox_cmd *cmd, const char *fmt, ...)
 {
         va_list ap;
         fprintf(stderr, "pbox: %s: ", cmd->name);
         va_start(ap, fmt);
         vfprintf(stderr, fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
-        usage_hint(cmd);
+        fprintf(stderr, "\nUsage: pbox %s %s\nTry 'pbox %s --help' for more information.\n", cmd->name,
+                cmd->synopsis, cmd->name);
         return cmd->fail_status;
 }
 
@@ -100,8 +116,8 @@ static int option_error(const struct pbox_cmd *cmd, int c, char **argv)
         if (!name)
                 abort();
         if (c == ':')
-                return usage_error(cmd, "option '%s' needs an argument", name);
-        return usage_error(cmd, "unknown option '%s'", name);
+                return pbox_cmd_usage(cmd, "option '%s' needs an argument", name);
+        return pbox_cmd_usage(cmd, "unknown option '%s'", name);
 }
 
 void pbox_cmd_help(const struct pbox_cmd *cmd, FILE *f)
@@ -112,13 +128,44 @@ void pbox_cmd_help(const struct pbox_cmd *cmd, FILE *f)
         fprintf(f, "\nOptions:\n%s  -h, --help               show this help\n", cmd->options ? cmd->options : "");
 }
 
-static int show_help(const struct pbox_cmd *cmd)
+int pbox_cmd_options(const struct pbox_cmd *cmd, int argc, char **argv, const char *shortopts,
+                     const struct option *opts, pbox_opt_fn fn, void *ctx)
 {
-        pbox_cmd_help(cmd, stdout);
-        return 0;
+        char made[64] = "+:";
+        if (!shortopts) {
+                size_t n = 2;
+                for (const struct option *o = opts; o->name; o++) {
+                        if (o->flag || o->val <= 0 || o->val > 127 || !isalnum(o->val) || strchr(made, o->val))
+                                continue;
+                        if (n + 3 > sizeof made)
+                                abort();
+                        made[n++] = (char) o->val;
+                        if (o->has_arg == required_argument)
+                                made[n++] = ':';
+                        made[n] = '\0';
+                }
+                shortopts = made;
+        }
+        opterr = 0;
+        int c;
+        while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
+                if (c == 'h') {
+                        pbox_cmd_help(cmd, stdout);
+                        return 0;
+                }
+                if (c == ':' || c == '?' || !fn)
+                        return option_error(cmd, c, argv);
+                struct pbox_error err = PBOX_ERROR_INIT;
+                int r = fn(ctx, c, optarg, &err);
+                if (r < 0)
+                        return pbox_cmd_usage(cmd, "%s", err.message);
+                if (r == PBOX_OPT_OTHER)
+                        return option_error(cmd, c, argv);
+        }
+        return PBOX_OPTS_DONE;
 }
 
-static int cli_client(struct pbox_cli *cli, struct pbox_error *err)
+int pbox_cli_connect(struct pbox_cli *cli, bool need_token, struct pbox_error *err)
 {
         if (cli->client_ready)
                 return 0;
@@ -130,8 +177,7 @@ static int cli_client(struct pbox_cli *cli, struct pbox_error *err)
         int r = pbox_url_parse(url, &cli->client.url, err);
         if (r < 0)
                 return r;
-        r = pbox_token_load(cli->token_file_opt, &cli->client.token, err);
-        if (r < 0) {
+        if (need_token && (r = pbox_token_load(cli->token_file_opt, &cli->client.token, err)) < 0) {
                 pbox_url_done(&cli->client.url);
                 return r;
         }
@@ -162,6 +208,42 @@ int pbox_parse_duration(const char *s, int64_t *ret_ms)
         if (v > INT32_MAX / mult)
                 return -ERANGE;
         *ret_ms = v * mult;
+        return 0;
+}
+
+int pbox_parse_size(const char *s, int64_t *ret)
+{
+        size_t digits = strspn(s, "0123456789");
+        if (digits == 0)
+                return -EINVAL;
+        if (digits > 19)
+                return -ERANGE;
+        errno = 0;
+        long long v = strtoll(s, NULL, 10);
+        if (errno)
+                return -ERANGE;
+        const char *u = s + digits;
+        int shift = 0;
+        switch (*u) {
+        case '\0': break;
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        case 't': case 'T': shift = 40; break;
+        default: return -EINVAL;
+        }
+        if (*u) {
+                u++;
+                if (*u == 'i')
+                        u++;
+                if (*u == 'B')
+                        u++;
+                if (*u)
+                        return -EINVAL;
+        }
+        if (v > INT64_MAX >> shift)
+                return -ERANGE;
+        *ret = (int64_t) v << shift;
         return 0;
 }
 
@@ -323,25 +405,46 @@ static char *format_ago(const char *s)
         return util_xasprintf("%" PRId64 " seconds ago", d);
 }
 
+/* "256 MiB" when exact in its unit, else "12.3 MiB"; "512 B". */
+static char *format_bytes(int64_t v)
+{
+        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB", "PiB" };
+        if (v < 0)
+                return util_xstrdup("-");
+        size_t u = 0;
+        while (u + 1 < ARRAY_SIZE(units) && v >= INT64_C(1) << (10 * (u + 1)))
+                u++;
+        if (u == 0 || v % (INT64_C(1) << (10 * u)) == 0)
+                return util_xasprintf("%" PRId64 " %s", v >> (10 * u), units[u]);
+        return util_xasprintf("%.1f %s", (double) v / (double) (INT64_C(1) << (10 * u)), units[u]);
+}
+
 static char *format_size(json_t *v)
 {
-        if (!json_is_integer(v) || json_integer_value(v) < 0)
-                return util_xstrdup("-");
-        double x = (double) json_integer_value(v);
-        static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-        size_t u = 0;
-        while (x >= 1024 && u + 1 < ARRAY_SIZE(units)) {
-                x /= 1024;
-                u++;
+        return json_is_integer(v) ? format_bytes(json_integer_value(v)) : util_xstrdup("-");
+}
+
+/* The strings of the array a joined by sep; NULL when there are none. */
+static char *join_strings(json_t *a, const char *sep)
+{
+        char *s = NULL;
+        json_t *v;
+        size_t i;
+        json_array_foreach(a, i, v) {
+                if (!json_is_string(v))
+                        continue;
+                char *tmp = util_xasprintf("%s%s%s", s ? s : "", s ? sep : "", json_string_value(v));
+                free(s);
+                s = tmp;
         }
-        return u == 0 ? util_xasprintf("%.0f B", x) : util_xasprintf("%.1f %s", x, units[u]);
+        return s;
 }
 
 /* GET target and return its array member `key`. */
 static int get_list(struct pbox_cli *cli, const char *target, const char *key, json_t **ret_resp,
                     json_t **ret_array, struct pbox_error *err)
 {
-        int r = cli_client(cli, err);
+        int r = pbox_cli_connect(cli, true, err);
         if (r < 0)
                 return r;
         json_t *resp = NULL;
@@ -359,47 +462,110 @@ static int get_list(struct pbox_cli *cli, const char *target, const char *key, j
         return 0;
 }
 
+/* Options that only set a flag: ctx is an array of these, ending with val 0. */
+struct flag_opt {
+        int val;
+        bool *set;
+};
+
+static int flag_opts(void *ctx, int c, const char *arg, struct pbox_error *err)
+{
+        (void) arg;
+        (void) err;
+        for (struct flag_opt *f = ctx; f->val; f++)
+                if (f->val == c) {
+                        *f->set = true;
+                        return 0;
+                }
+        return PBOX_OPT_OTHER;
+}
+
+#define HELP_OPT { "help", no_argument, NULL, 'h' }
+
+/* The same call for each NAME of argv[optind..] (prefix + NAME escaped +
+ * suffix), printing print_key of each answer (the NAME when absent); goes
+ * on after a failure.  Returns 0 or cmd->fail_status. */
+struct each_call {
+        const char *method;
+        const char *prefix;             /* "/v1/sandboxes/" */
+        const char *suffix;             /* "/stop", "?force=true", "" */
+        json_t *body;                   /* may be NULL */
+        int timeout_ms;
+        const char *print_key;          /* "id", "removed" */
+};
+
+static int call_each(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv,
+                     const struct each_call *e)
+{
+        struct pbox_error err = PBOX_ERROR_INIT;
+        if (pbox_cli_connect(cli, true, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
+        int status = 0;
+        for (int i = optind; i < argc; i++) {
+                _cleanup_free_ char *esc = pbox_uri_escape(argv[i]);
+                _cleanup_free_ char *target = util_xasprintf("%s%s%s", e->prefix, esc, e->suffix);
+                _cleanup_json_ json_t *resp = NULL;
+                if (pbox_client_call(&cli->client, e->method, target, e->body, e->timeout_ms, &resp, NULL,
+                                     &err) < 0) {
+                        status = pbox_cmd_fail(cmd, &err);
+                        continue;
+                }
+                print_field(resp, e->print_key, argv[i]);
+        }
+        return status;
+}
+
+/* Parses the options of a command that has none but --help. */
+static int no_options(const struct pbox_cmd *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = { HELP_OPT, {} };
+        return pbox_cmd_options(cmd, argc, argv, NULL, opts, NULL, NULL);
+}
+
 /* --------------------------------------------------------------- images */
+
+static int image_load_opt(void *ctx, int c, const char *arg, struct pbox_error *err)
+{
+        if (c != 'n')
+                return PBOX_OPT_OTHER;
+        if (!*arg)
+                return pbox_error_set(err, EINVAL, "--name must not be empty");
+        *(const char **) ctx = arg;
+        return 0;
+}
 
 static int cmd_image_load(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
         static const struct option opts[] = {
                 { "name", required_argument, NULL, 'n' },
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
         const char *name = NULL;
         struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:n:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'n': name = optarg; break;
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, image_load_opt, &name);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (argc - optind != 1)
-                return usage_error(cmd, "expected exactly one FILE");
+                return pbox_cmd_usage(cmd, "expected exactly one FILE");
         const char *file = argv[optind];
-        if (name && !*name)
-                return usage_error(cmd, "--name must not be empty");
 
         _cleanup_close_ int fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0) {
                 pbox_error_sys(&err, errno, "cannot open %s", file);
-                return fail(cmd, &err);
+                return pbox_cmd_fail(cmd, &err);
         }
         struct stat st;
         if (fstat(fd, &st) < 0) {
                 pbox_error_sys(&err, errno, "cannot stat %s", file);
-                return fail(cmd, &err);
+                return pbox_cmd_fail(cmd, &err);
         }
         if (!S_ISREG(st.st_mode)) {
                 pbox_error_set(&err, EINVAL, "%s is not a regular file", file);
-                return fail(cmd, &err);
+                return pbox_cmd_fail(cmd, &err);
         }
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
+        if (pbox_cli_connect(cli, true, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
 
         _cleanup_free_ char *target = NULL;
         if (name) {
@@ -411,7 +577,7 @@ static int cmd_image_load(struct pbox_cli *cli, const struct pbox_cmd *cmd, int 
         _cleanup_json_ json_t *rec = NULL;
         if (pbox_client_upload(&cli->client, target, fd, (uint64_t) st.st_size, PBOX_TIMEOUT_NONE, &rec,
                                NULL, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_fail(cmd, &err);
         print_field(rec, "id", "?");
         return 0;
 }
@@ -422,28 +588,22 @@ static int cmd_image_ls(struct pbox_cli *cli, const struct pbox_cmd *cmd, int ar
                 { "json", no_argument, NULL, OPT_JSON },
                 { "quiet", no_argument, NULL, 'q' },
                 { "no-trunc", no_argument, NULL, OPT_NO_TRUNC },
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
         bool json = false, quiet = false, no_trunc = false;
+        struct flag_opt flags[] = { { OPT_JSON, &json }, { 'q', &quiet }, { OPT_NO_TRUNC, &no_trunc }, {} };
         struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:qh", opts, NULL)) != -1) {
-                switch (c) {
-                case OPT_JSON: json = true; break;
-                case 'q': quiet = true; break;
-                case OPT_NO_TRUNC: no_trunc = true; break;
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, flag_opts, flags);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (optind != argc)
-                return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+                return pbox_cmd_usage(cmd, "unexpected argument '%s'", argv[optind]);
 
         _cleanup_json_ json_t *resp = NULL;
         json_t *images;
         if (get_list(cli, "/v1/images", "images", &resp, &images, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_fail(cmd, &err);
         if (json)
                 return print_json(images) < 0 ? cmd->fail_status : 0;
 
@@ -461,17 +621,7 @@ static int cmd_image_ls(struct pbox_cli *cli, const struct pbox_cmd *cmd, int ar
                         printf("%s\n", s);
                         continue;
                 }
-                _cleanup_free_ char *names = NULL;
-                json_t *nv = json_object_get(rec, "names"), *n;
-                size_t k;
-                json_array_foreach(nv, k, n) {
-                        if (!json_is_string(n))
-                                continue;
-                        char *tmp = names ? util_xasprintf("%s,%s", names, json_string_value(n))
-                                          : util_xstrdup(json_string_value(n));
-                        free(names);
-                        names = tmp;
-                }
+                _cleanup_free_ char *names = join_strings(json_object_get(rec, "names"), ",");
                 _cleanup_free_ char *size = format_size(json_object_get(rec, "size"));
                 _cleanup_free_ char *created = format_ago(rec_str(rec, "created"));
                 table_add(&t, (const char *const[]) { id, names ? names : "<none>", size, created });
@@ -482,89 +632,81 @@ static int cmd_image_ls(struct pbox_cli *cli, const struct pbox_cmd *cmd, int ar
 
 static int cmd_image_rm(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        int r = no_options(cmd, argc, argv);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (optind >= argc)
-                return usage_error(cmd, "expected at least one image REF");
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
-
-        int status = 0;
-        for (int i = optind; i < argc; i++) {
-                _cleanup_free_ char *e = pbox_uri_escape(argv[i]);
-                _cleanup_free_ char *target = util_xasprintf("/v1/images/%s", e);
-                _cleanup_json_ json_t *resp = NULL;
-                if (pbox_client_call(&cli->client, "DELETE", target, NULL, PBOX_DEFAULT_TIMEOUT_MS, &resp,
-                                     NULL, &err) < 0) {
-                        status = fail(cmd, &err);
-                        continue;
-                }
-                print_field(resp, "removed", argv[i]);
-        }
-        return status;
+                return pbox_cmd_usage(cmd, "expected at least one image REF");
+        const struct each_call e = { "DELETE", "/v1/images/", "", NULL, PBOX_DEFAULT_TIMEOUT_MS, "removed" };
+        return call_each(cli, cmd, argc, argv, &e);
 }
 
 /* -------------------------------------------------------------- tenants */
 
+struct tenant_add_opts {
+        json_t *body;
+        bool json;
+};
+
+static int tenant_add_opt(void *ctx, int c, const char *arg, struct pbox_error *err)
+{
+        struct tenant_add_opts *o = ctx;
+        const char *flag = c == OPT_MAX_SANDBOXES ? "--max-sandboxes" : "--max-execs";
+        json_t *images;
+        switch (c) {
+        case OPT_MAX_SANDBOXES:
+        case OPT_MAX_EXECS: {
+                char *end = NULL;
+                errno = 0;
+                unsigned long v = strtoul(arg, &end, 10);
+                if (errno || !*arg || *end || !isdigit((unsigned char) *arg) || v > UINT32_MAX)
+                        return pbox_error_set(err, EINVAL, "%s needs a number", flag);
+                json_object_set_new(o->body, c == OPT_MAX_SANDBOXES ? "max_sandboxes" : "max_execs",
+                                    json_integer((json_int_t) v));
+                return 0;
+        }
+        case OPT_IMAGE:
+                images = json_object_get(o->body, "images");
+                if (!images) {
+                        images = json_array();
+                        json_object_set_new(o->body, "images", images);
+                }
+                json_array_append_new(images, json_string(arg));
+                return 0;
+        case 'j':
+                o->json = true;
+                return 0;
+        default:
+                return PBOX_OPT_OTHER;
+        }
+}
+
 static int cmd_tenant_add(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
-        enum { OPT_MAX_SB = 0x200, OPT_MAX_EX, OPT_IMAGE };
         static const struct option opts[] = {
-                { "max-sandboxes", required_argument, NULL, OPT_MAX_SB },
-                { "max-execs", required_argument, NULL, OPT_MAX_EX },
+                { "max-sandboxes", required_argument, NULL, OPT_MAX_SANDBOXES },
+                { "max-execs", required_argument, NULL, OPT_MAX_EXECS },
                 { "image", required_argument, NULL, OPT_IMAGE },
                 { "json", no_argument, NULL, 'j' },
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
         struct pbox_error err = PBOX_ERROR_INIT;
         _cleanup_json_ json_t *body = json_object();
-        json_t *images = NULL;
-        bool as_json = false;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-                char *end = NULL;
-                unsigned long v;
-                switch (c) {
-                case OPT_MAX_SB:
-                case OPT_MAX_EX:
-                        errno = 0;
-                        v = strtoul(optarg, &end, 10);
-                        if (errno || !*optarg || *end || v > UINT32_MAX)
-                                return usage_error(cmd, "%s needs a number", c == OPT_MAX_SB ? "--max-sandboxes" : "--max-execs");
-                        json_object_set_new(body, c == OPT_MAX_SB ? "max_sandboxes" : "max_execs", json_integer((json_int_t) v));
-                        break;
-                case OPT_IMAGE:
-                        if (!images) {
-                                images = json_array();
-                                json_object_set_new(body, "images", images);
-                        }
-                        json_array_append_new(images, json_string(optarg));
-                        break;
-                case 'j': as_json = true; break;
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        struct tenant_add_opts o = { .body = body };
+        int r = pbox_cmd_options(cmd, argc, argv, "+:h", opts, tenant_add_opt, &o);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (optind + 1 != argc)
-                return usage_error(cmd, "expected one tenant NAME");
-        json_object_set_new(body, "name", json_string(argv[optind]));
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_usage(cmd, "expected one tenant NAME");
+        if (set_string(body, "name", argv[optind], &err) < 0)
+                return pbox_cmd_usage(cmd, "%s", err.message);
+        if (pbox_cli_connect(cli, true, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
         _cleanup_json_ json_t *resp = NULL;
         if (pbox_client_call(&cli->client, "POST", "/v1/tenants", body, PBOX_DEFAULT_TIMEOUT_MS, &resp, NULL, &err) < 0)
-                return fail(cmd, &err);
-        if (as_json)
+                return pbox_cmd_fail(cmd, &err);
+        if (o.json)
                 return print_json(resp) < 0 ? cmd->fail_status : 0;
         print_field(resp, "token", "");
         return 0;
@@ -574,92 +716,214 @@ static int cmd_tenant_ls(struct pbox_cli *cli, const struct pbox_cmd *cmd, int a
 {
         static const struct option opts[] = {
                 { "json", no_argument, NULL, 'j' },
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
-        struct pbox_error err = PBOX_ERROR_INIT;
         bool as_json = false;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'j': as_json = true; break;
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        struct flag_opt flags[] = { { 'j', &as_json }, {} };
+        struct pbox_error err = PBOX_ERROR_INIT;
+        int r = pbox_cmd_options(cmd, argc, argv, "+:h", opts, flag_opts, flags);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (optind != argc)
-                return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_usage(cmd, "unexpected argument '%s'", argv[optind]);
         _cleanup_json_ json_t *resp = NULL;
-        if (pbox_client_call(&cli->client, "GET", "/v1/tenants", NULL, PBOX_DEFAULT_TIMEOUT_MS, &resp, NULL, &err) < 0)
-                return fail(cmd, &err);
-        json_t *list = json_object_get(resp, "tenants");
+        json_t *list;
+        if (get_list(cli, "/v1/tenants", "tenants", &resp, &list, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
         if (as_json)
                 return print_json(list) < 0 ? cmd->fail_status : 0;
-        printf("%-24s %-14s %-10s %s\n", "NAME", "MAX SANDBOXES", "MAX EXECS", "IMAGES");
+        struct table t = { .ncols = 4 };
+        table_add(&t, (const char *const[]) { "NAME", "MAX SANDBOXES", "MAX EXECS", "IMAGES" });
         size_t i;
-        json_t *t;
-        json_array_foreach(list, i, t) {
-                json_int_t ms = json_integer_value(json_object_get(t, "max_sandboxes"));
-                json_int_t me = json_integer_value(json_object_get(t, "max_execs"));
-                json_t *imgs = json_object_get(t, "images");
+        json_t *tn;
+        json_array_foreach(list, i, tn) {
+                json_int_t ms = json_integer_value(json_object_get(tn, "max_sandboxes"));
+                json_int_t me = json_integer_value(json_object_get(tn, "max_execs"));
+                json_t *imgs = json_object_get(tn, "images");
                 char msb[24], mex[24];
                 snprintf(msb, sizeof msb, "%lld", (long long) ms);
                 snprintf(mex, sizeof mex, "%lld", (long long) me);
-                printf("%-24s %-14s %-10s ", json_string_value(json_object_get(t, "name")), ms ? msb : "-", me ? mex : "-");
-                if (!json_is_array(imgs))
-                        printf("all\n");
-                else {
-                        size_t k;
-                        json_t *im;
-                        json_array_foreach(imgs, k, im)
-                                printf("%s%s", k ? "," : "", json_string_value(im));
-                        printf("\n");
-                }
+                _cleanup_free_ char *images = json_is_array(imgs) ? join_strings(imgs, ",") : util_xstrdup("all");
+                table_add(&t, (const char *const[]) { rec_str(tn, "name"), ms ? msb : "-", me ? mex : "-",
+                                                       images ? images : "" });
         }
+        table_print_free(&t);
         return 0;
 }
 
 static int cmd_tenant_rm(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        int r = no_options(cmd, argc, argv);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (optind >= argc)
-                return usage_error(cmd, "expected at least one tenant NAME");
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
-        int status = 0;
-        for (int i = optind; i < argc; i++) {
-                _cleanup_free_ char *e = pbox_uri_escape(argv[i]);
-                _cleanup_free_ char *target = util_xasprintf("/v1/tenants/%s", e);
-                _cleanup_json_ json_t *resp = NULL;
-                if (pbox_client_call(&cli->client, "DELETE", target, NULL, PBOX_DEFAULT_TIMEOUT_MS, &resp, NULL, &err) < 0) {
-                        status = fail(cmd, &err);
-                        continue;
-                }
-                print_field(resp, "removed", argv[i]);
-        }
-        return status;
+                return pbox_cmd_usage(cmd, "expected at least one tenant NAME");
+        const struct each_call e = { "DELETE", "/v1/tenants/", "", NULL, PBOX_DEFAULT_TIMEOUT_MS, "removed" };
+        return call_each(cli, cmd, argc, argv, &e);
 }
 
 /* ------------------------------------------------------------ sandboxes */
+
+/* Resource limits given on the command line (docs: pbox(1), pboxd(8)).
+ * The ranges are the API's, checked here too so that a typo is reported
+ * before any request; maximums set by the operator are the server's to
+ * check (422). */
+enum limit_kind {
+        LIMIT_SIZE,     /* bytes: 256M, 1G */
+        LIMIT_COUNT,    /* a whole number */
+        LIMIT_CPUS,     /* a number of CPUs, up to 3 decimals: 0.5 */
+        LIMIT_MS,       /* milliseconds; a unit (ms, s, m, h) may follow */
+};
+
+struct limit_spec {
+        int opt;                /* OPT_* */
+        const char *flag;       /* "--memory" */
+        const char *key;        /* the API's "memory_bytes" */
+        enum limit_kind kind;
+        int64_t min, max;       /* max 0: none (cpus in thousandths) */
+};
+
+#define MAX_PIDS 4194304
+static const struct limit_spec sandbox_limit_specs[] = {
+        { OPT_MEMORY, "--memory", "memory_bytes", LIMIT_SIZE, 4 << 20, 0 },
+        { OPT_SWAP, "--swap", "swap_bytes", LIMIT_SIZE, 0, 0 },
+        { OPT_PIDS, "--pids", "pids", LIMIT_COUNT, 1, MAX_PIDS },
+        { OPT_CPUS, "--cpus", "cpus", LIMIT_CPUS, 10, 0 },
+        { OPT_CPU_WEIGHT, "--cpu-weight", "cpu_weight", LIMIT_COUNT, 1, 10000 },
+        { OPT_DISK, "--disk", "disk_bytes", LIMIT_SIZE, 1 << 20, 0 },
+        { OPT_IO_READ_BPS, "--io-read-bps", "io_read_bps", LIMIT_SIZE, 1, 0 },
+        { OPT_IO_WRITE_BPS, "--io-write-bps", "io_write_bps", LIMIT_SIZE, 1, 0 },
+        { OPT_IO_READ_IOPS, "--io-read-iops", "io_read_iops", LIMIT_COUNT, 1, 0 },
+        { OPT_IO_WRITE_IOPS, "--io-write-iops", "io_write_iops", LIMIT_COUNT, 1, 0 },
+};
+
+/* Per exec (pbox exec; pbox run has only --cpu-limit, its --memory and
+ * --pids are the sandbox's). */
+static const struct limit_spec exec_limit_specs[] = {
+        { OPT_CPU_LIMIT, "--cpu-limit", "cpu_limit_ms", LIMIT_MS, 1, 0 },
+        { OPT_MEMORY, "--memory", "memory_bytes", LIMIT_SIZE, 4 << 20, 0 },
+        { OPT_PIDS, "--pids", "pids", LIMIT_COUNT, 1, MAX_PIDS },
+};
+
+#define SANDBOX_LIMIT_LONG_OPTS                                               \
+        { "memory", required_argument, NULL, OPT_MEMORY },                    \
+        { "swap", required_argument, NULL, OPT_SWAP },                        \
+        { "pids", required_argument, NULL, OPT_PIDS },                        \
+        { "cpus", required_argument, NULL, OPT_CPUS },                        \
+        { "cpu-weight", required_argument, NULL, OPT_CPU_WEIGHT },            \
+        { "disk", required_argument, NULL, OPT_DISK },                        \
+        { "io-read-bps", required_argument, NULL, OPT_IO_READ_BPS },          \
+        { "io-write-bps", required_argument, NULL, OPT_IO_WRITE_BPS },        \
+        { "io-read-iops", required_argument, NULL, OPT_IO_READ_IOPS },        \
+        { "io-write-iops", required_argument, NULL, OPT_IO_WRITE_IOPS }
+
+/* "0.5" -> 500 (thousandths), at most 3 decimals. */
+static int parse_cpus(const char *s, int64_t *ret_milli)
+{
+        size_t whole = strspn(s, "0123456789");
+        const char *p = s + whole;
+        size_t frac = 0;
+        if (*p == '.')
+                frac = strspn(p + 1, "0123456789");
+        if ((whole == 0 && frac == 0) || whole > 7 || frac > 3 || (*p == '.' ? p[1 + frac] : *p))
+                return -EINVAL;
+        int64_t v = whole ? strtoll(s, NULL, 10) * 1000 : 0;
+        int64_t scale = 100;
+        for (size_t i = 0; i < frac; i++, scale /= 10)
+                v += (p[1 + i] - '0') * scale;
+        *ret_milli = v;
+        return 0;
+}
+
+/* "1500", "1500ms", "2s": milliseconds (a bare number is milliseconds). */
+static int parse_ms(const char *s, int64_t *ret)
+{
+        size_t digits = strspn(s, "0123456789");
+        if (digits > 0 && !s[digits]) {
+                if (digits > 10 || strtoll(s, NULL, 10) > INT32_MAX)
+                        return -ERANGE;
+                *ret = strtoll(s, NULL, 10);
+                return 0;
+        }
+        return pbox_parse_duration(s, ret);
+}
+
+/* One limit's value as JSON: "none" (or "max") is null, no limit. */
+static int limit_value(const struct limit_spec *l, const char *arg, json_t **ret, struct pbox_error *err)
+{
+        if (!strcmp(arg, "none") || !strcmp(arg, "max")) {
+                *ret = json_null();
+                return 0;
+        }
+        int64_t v = 0;
+        int r;
+        const char *what;
+        switch (l->kind) {
+        case LIMIT_SIZE:
+                r = pbox_parse_size(arg, &v);
+                what = "bytes, or with K, M, G or T: 256M, 1G";
+                break;
+        case LIMIT_COUNT:
+                r = strspn(arg, "0123456789") == strlen(arg) && *arg && strlen(arg) <= 18 ? 0 : -EINVAL;
+                if (r == 0)
+                        v = strtoll(arg, NULL, 10);
+                what = "a whole number";
+                break;
+        case LIMIT_CPUS:
+                r = parse_cpus(arg, &v);
+                what = "a number of CPUs with at most 3 decimals: 0.5, 2";
+                break;
+        default:
+                r = parse_ms(arg, &v);
+                what = "milliseconds, or with a unit: 1500, 1500ms, 2s";
+                break;
+        }
+        if (r < 0)
+                return pbox_error_set(err, EINVAL, "%s: invalid value '%s' (%s; or none)", l->flag, arg, what);
+        if (v < l->min || (l->max && v > l->max)) {
+                if (l->kind == LIMIT_SIZE && l->min >= 1 << 20)
+                        return pbox_error_set(err, ERANGE, "%s: '%s' is below the minimum of %" PRId64 " MiB",
+                                              l->flag, arg, l->min >> 20);
+                if (l->kind == LIMIT_CPUS)
+                        return pbox_error_set(err, ERANGE, "%s: '%s' is below the minimum of 0.01", l->flag, arg);
+                if (l->max)
+                        return pbox_error_set(err, ERANGE, "%s: '%s' is not within %" PRId64 " to %" PRId64,
+                                              l->flag, arg, l->min, l->max);
+                return pbox_error_set(err, ERANGE, "%s: '%s' is below the minimum of %" PRId64, l->flag, arg,
+                                      l->min);
+        }
+        *ret = l->kind == LIMIT_CPUS ? (v % 1000 ? json_real((double) v / 1000.0) : json_integer(v / 1000))
+                                     : json_integer(v);
+        return 0;
+}
+
+/* If c is the option of one of specs, sets its key in *obj (made on first
+ * use): 0; PBOX_OPT_OTHER when it is none of them; negative on a bad value. */
+static int limit_opt(const struct limit_spec *specs, size_t n, json_t **obj, int c, const char *arg,
+                     struct pbox_error *err)
+{
+        for (size_t i = 0; i < n; i++) {
+                if (specs[i].opt != c)
+                        continue;
+                json_t *v;
+                int r = limit_value(&specs[i], arg, &v, err);
+                if (r < 0)
+                        return r;
+                if (!*obj)
+                        *obj = json_object();
+                json_object_set_new(*obj, specs[i].key, v);
+                return 0;
+        }
+        return PBOX_OPT_OTHER;
+}
 
 struct create_opts {
         const char *name;
         const char *hostname;
         json_t *env;
         json_t *labels;
+        json_t *limits;                 /* "limits" of the request, or NULL */
         int64_t ttl_ms;                 /* -1: the server's default */
         int64_t idle_ms;
 };
@@ -670,16 +934,19 @@ static void create_opts_done(struct create_opts *o)
 {
         json_decref(o->env);
         json_decref(o->labels);
+        json_decref(o->limits);
 }
 
 /* Options of an exec (pbox exec, pbox run). */
 struct exec_opts {
         bool interactive;
         bool detach;
+        bool stats;
         const char *workdir;
         const char *user;
         const char *stop_signal;
         json_t *env;
+        json_t *limits;                 /* cpu_limit_ms, memory_bytes, pids: top-level fields of the body */
         int64_t timeout_ms;             /* -1: the server's default */
         int64_t grace_ms;
         int64_t max_output;
@@ -690,12 +957,29 @@ struct exec_opts {
 static void exec_opts_done(struct exec_opts *o)
 {
         json_decref(o->env);
+        json_decref(o->limits);
 }
 
 /* Seconds for the API from a duration in ms, rounded up. */
 static json_t *seconds_json(int64_t ms)
 {
         return json_integer((ms + 999) / 1000);
+}
+
+/* The record's "unenforced_limits" (limits accepted although this host
+ * cannot enforce them: allow_unenforced_limits), as a warning. */
+static void warn_unenforced(json_t *rec)
+{
+        json_t *u = json_object_get(rec, "unenforced_limits"), *k;
+        if (!json_is_array(u) || json_array_size(u) == 0)
+                return;
+        fprintf(stderr, "pbox: warning: limits not enforced on this host:");
+        size_t i;
+        json_array_foreach(u, i, k) {
+                _cleanup_free_ char *s = pbox_sanitize(json_is_string(k) ? json_string_value(k) : "?");
+                fprintf(stderr, " %s", s);
+        }
+        fprintf(stderr, "\n");
 }
 
 static int create_sandbox(struct pbox_cli *cli, const char *image, const struct create_opts *o,
@@ -717,6 +1001,8 @@ static int create_sandbox(struct pbox_cli *cli, const char *image, const struct 
                 json_object_set_new(body, "ttl_s", seconds_json(o->ttl_ms));
         if (o->idle_ms >= 0)
                 json_object_set_new(body, "idle_timeout_s", seconds_json(o->idle_ms));
+        if (o->limits)
+                json_object_set(body, "limits", o->limits);
 
         _cleanup_json_ json_t *rec = NULL;
         r = pbox_client_call(&cli->client, "POST", "/v1/sandboxes", body, PBOX_DEFAULT_TIMEOUT_MS, &rec,
@@ -727,6 +1013,7 @@ static int create_sandbox(struct pbox_cli *cli, const char *image, const struct 
         if (!*id || strlen(id) > 128 || strspn(id, "0123456789abcdefABCDEF") != strlen(id))
                 return pbox_error_set(err, EPROTO, "bad response from %s: no valid sandbox id",
                                       cli->client.url.text);
+        warn_unenforced(rec);
         *ret_id = util_xstrdup(id);
         return 0;
 }
@@ -818,6 +1105,133 @@ static void signal_name(int sig, const char *text, char *buf, size_t len)
                 *p = (char) toupper((unsigned char) *p);
 }
 
+/* A limit's value for people: "256 MiB", "64", "0.5", "none". */
+static char *format_limit(const struct limit_spec *l, json_t *v)
+{
+        if (json_is_null(v))
+                return util_xstrdup("none");
+        if (!json_is_number(v))
+                return util_xstrdup("-");
+        if (l->kind == LIMIT_CPUS) {
+                char *s = util_xasprintf("%.3f", json_number_value(v));
+                for (size_t n = strlen(s); n > 1 && (s[n - 1] == '0' || s[n - 1] == '.'); n--) {
+                        bool dot = s[n - 1] == '.';
+                        s[n - 1] = '\0';
+                        if (dot)
+                                break;
+                }
+                return s;
+        }
+        if (!json_is_integer(v))
+                return util_xstrdup("-");
+        if (l->kind == LIMIT_SIZE)
+                return format_bytes(json_integer_value(v));
+        if (l->kind == LIMIT_MS) {
+                char buf[32];
+                format_ms(json_integer_value(v), buf, sizeof buf);
+                return util_xstrdup(buf);
+        }
+        return util_xasprintf("%" PRId64, (int64_t) json_integer_value(v));
+}
+
+/* "12.3 MiB", "unknown" (null: the kernel does not tell), NULL when absent. */
+static char *usage_bytes(json_t *u, const char *key)
+{
+        json_t *v = json_object_get(u, key);
+        return !v ? NULL : json_is_integer(v) ? format_bytes(json_integer_value(v)) : util_xstrdup("unknown");
+}
+
+static char *usage_count(json_t *u, const char *key)
+{
+        json_t *v = json_object_get(u, key);
+        return !v ? NULL : json_is_integer(v) ? util_xasprintf("%" PRId64, (int64_t) json_integer_value(v))
+                                              : util_xstrdup("unknown");
+}
+
+/* "1.25s (user 1s, system 0.25s)" from cpu_ms, cpu_user_ms, cpu_system_ms of obj. */
+static char *usage_cpu(json_t *obj)
+{
+        json_t *t = json_object_get(obj, "cpu_ms"), *us = json_object_get(obj, "cpu_user_ms"),
+               *sy = json_object_get(obj, "cpu_system_ms");
+        if (!json_is_integer(t))
+                return NULL;
+        char a[32], b[32], c[32];
+        format_ms(json_integer_value(t), a, sizeof a);
+        if (!json_is_integer(us) || !json_is_integer(sy))
+                return util_xstrdup(a);
+        format_ms(json_integer_value(us), b, sizeof b);
+        format_ms(json_integer_value(sy), c, sizeof c);
+        return util_xasprintf("%s (user %s, system %s)", a, b, c);
+}
+
+/* "N (peak M)" and the like: value, and in parentheses a second figure. */
+static char *with_peak(char *value, char *peak)
+{
+        if (value && peak && !strcmp(value, "unknown") && !strcmp(peak, "unknown")) {
+                free(peak);
+                return value;
+        }
+        char *s = !value ? (peak ? util_xasprintf("peak %s", peak) : NULL)
+                         : peak ? util_xasprintf("%s (peak %s)", value, peak) : util_xstrdup(value);
+        free(value);
+        free(peak);
+        return s;
+}
+
+/* --stats: one line on standard error about how the command ended and
+ * what it used. */
+static void print_stats(json_t *res, const char *pre)
+{
+        json_t *u = json_object_get(res, "usage");
+        if (!json_is_object(u))
+                u = res;        /* a pboxd without usage objects: the flat cpu_ms */
+        json_t *w = json_object_get(res, "wall_ms"), *code = json_object_get(res, "exit_code"),
+               *sig = json_object_get(res, "signal");
+        char wall[32] = "?", how[48] = "";
+        if (json_is_integer(w))
+                format_ms(json_integer_value(w), wall, sizeof wall);
+        if (json_is_integer(sig) && json_integer_value(sig) > 0 && json_integer_value(sig) < 128) {
+                char name[32];
+                signal_name((int) json_integer_value(sig), NULL, name, sizeof name);
+                snprintf(how, sizeof how, " (%s)", name);
+        } else if (json_is_integer(code)) {
+                snprintf(how, sizeof how, " (exit code %" PRId64 ")", (int64_t) json_integer_value(code));
+        }
+        _cleanup_free_ char *status = pbox_sanitize(*rec_str(res, "status") ? rec_str(res, "status") : "?");
+        fprintf(stderr, "pbox: %s%s%s, wall %s", pre, status, how, wall);
+        /* Figures this host cannot measure (null) are left out. */
+        struct {
+                const char *label;
+                char *value;
+        } f[] = {
+                { "cpu", usage_cpu(u) },
+                { "memory peak", usage_bytes(u, "memory_peak_bytes") },
+                { "pids peak", usage_count(u, "pids_peak") },
+                { "OOM kills", usage_count(u, "oom_kills") },
+                { "disk", usage_bytes(u, "disk_bytes") },
+        };
+        for (size_t i = 0; i < ARRAY_SIZE(f); i++) {
+                if (f[i].value && strcmp(f[i].value, "unknown") != 0 &&
+                    (strcmp(f[i].label, "OOM kills") != 0 || strcmp(f[i].value, "0") != 0))
+                        fprintf(stderr, ", %s %s", f[i].label, f[i].value);
+                free(f[i].value);
+        }
+        fputc('\n', stderr);
+}
+
+/* The exec limit `key` of a result, for people ("64 MiB"); NULL when it
+ * has none (the sandbox's limits still apply). */
+static char *exec_limit_text(json_t *res, const char *key)
+{
+        json_t *v = json_object_get(json_object_get(res, "limits"), key);
+        if (!json_is_integer(v))
+                return NULL;
+        for (size_t i = 0; i < ARRAY_SIZE(exec_limit_specs); i++)
+                if (!strcmp(exec_limit_specs[i].key, key))
+                        return format_limit(&exec_limit_specs[i], v);
+        return NULL;
+}
+
 /* The exit status pbox ends with for an exec result (a sync answer, the
  * exit event of a stream, a step of a one-shot run), printing pbox's own
  * message about it, if any, on standard error:
@@ -826,10 +1240,15 @@ static void signal_name(int sig, const char *text, char *buf, size_t len)
  *   timeout       124 (like timeout(1)), "timed out after X (ended by SIG...)"
  *   output_limit  128 + the signal that ended it (137 for SIGKILL)
  *   killed        128 + the signal that ended it
+ *   cpu_limit     124, like timeout: "reached its CPU time limit of X"
+ *   oom           as exit / signaled (137 for the OOM killer's SIGKILL),
+ *                 "ran out of memory"
+ *   pids_limit    as exit / signaled, "hit its process limit"
  *   failed        126 / 127 (cannot execute / not found), with the reason
  *   lost          125 (pboxd restarted while it ran: the outcome is unknown)
- * o (may be NULL) gives what was asked, for the messages; step names a
- * step of a one-shot run. */
+ * o (may be NULL) gives what was asked, for the messages (with --stats, a
+ * line about what the command used comes first); step names a step of a
+ * one-shot run. */
 static int exec_result_status(json_t *res, const struct exec_opts *o, const char *step)
 {
         const char *status = rec_str(res, "status");
@@ -849,9 +1268,39 @@ static int exec_result_status(json_t *res, const struct exec_opts *o, const char
         else
                 signal_name(SIGTERM, o ? o->stop_signal : NULL, ended, sizeof ended);
 
+        if (o && o->stats)
+                print_stats(res, pre);
         if (*msg) {
                 _cleanup_free_ char *s = pbox_sanitize(msg);
                 fprintf(stderr, "pbox: %s%s\n", pre, s);
+        }
+        json_t *usage = json_object_get(res, "usage");
+        if (!strcmp(status, "cpu_limit")) {
+                _cleanup_free_ char *lim = exec_limit_text(res, "cpu_limit_ms");
+                json_t *cpu = json_object_get(json_is_object(usage) ? usage : res, "cpu_ms");
+                char used[32] = "";
+                if (json_is_integer(cpu)) {
+                        char t[24];
+                        format_ms(json_integer_value(cpu), t, sizeof t);
+                        snprintf(used, sizeof used, " after %s", t);
+                }
+                fprintf(stderr, "pbox: %sthe command reached its CPU time limit%s%s%s: killed (%s)\n", pre,
+                        lim ? " of " : "", lim ? lim : "", used, ended);
+                return PBOX_EXIT_TIMEOUT;
+        }
+        if (!strcmp(status, "oom")) {
+                _cleanup_free_ char *lim = exec_limit_text(res, "memory_bytes");
+                _cleanup_free_ char *peak = usage_bytes(usage, "memory_peak_bytes");
+                _cleanup_free_ char *detail = lim && peak ? util_xasprintf(" (limit %s, peak %s)", lim, peak)
+                        : lim ? util_xasprintf(" (limit %s)", lim) : peak ? util_xasprintf(" (peak %s)", peak)
+                        : util_xstrdup("");
+                fprintf(stderr, "pbox: %sthe command ran out of memory%s: the kernel's OOM killer ended it\n", pre,
+                        detail);
+        }
+        if (!strcmp(status, "pids_limit")) {
+                _cleanup_free_ char *lim = exec_limit_text(res, "pids");
+                fprintf(stderr, "pbox: %sthe command hit its process limit%s%s%s: a fork was refused\n", pre,
+                        lim ? " (" : "", lim ? lim : "", lim ? ")" : "");
         }
         if (!strcmp(status, "timeout")) {
                 char t[32];
@@ -984,6 +1433,8 @@ static int exec_body(char **cmdv, const struct exec_opts *o, json_t **ret, struc
                 json_object_set_new(body, "grace_ms", json_integer(o->grace_ms));
         if (o->max_output >= 0)
                 json_object_set_new(body, "max_output_bytes", json_integer(o->max_output));
+        if (o->limits)
+                json_object_update(body, o->limits);
         *ret = TAKE_PTR(body);
         return 0;
 }
@@ -1225,7 +1676,8 @@ static int exec_in(struct pbox_cli *cli, const char *id, char **cmdv, const stru
         { "env", required_argument, NULL, 'e' },                      \
         { "label", required_argument, NULL, 'l' },                    \
         { "ttl", required_argument, NULL, OPT_TTL },                  \
-        { "idle-timeout", required_argument, NULL, OPT_IDLE }
+        { "idle-timeout", required_argument, NULL, OPT_IDLE },        \
+        SANDBOX_LIMIT_LONG_OPTS
 
 static int duration_arg(const char *opt, const char *arg, int64_t *ret_ms, struct pbox_error *err)
 {
@@ -1234,31 +1686,31 @@ static int duration_arg(const char *opt, const char *arg, int64_t *ret_ms, struc
         return 0;
 }
 
-/* Handles an option of the create set; returns 1 if c was one, 0 if not,
- * negative on a bad value. */
-static int create_opt(struct create_opts *o, int c, struct pbox_error *err)
+/* An option of the create set (pbox_opt_fn; ctx: struct create_opts). */
+static int create_opt(void *ctx, int c, const char *arg, struct pbox_error *err)
 {
+        struct create_opts *o = ctx;
         switch (c) {
         case OPT_NAME:
-                o->name = optarg;
-                return 1;
+                o->name = arg;
+                return 0;
         case OPT_HOSTNAME:
-                o->hostname = optarg;
-                return 1;
+                o->hostname = arg;
+                return 0;
         case 'e':
                 if (!o->env)
                         o->env = json_object();
-                return kv_add(o->env, optarg, true, "--env", err) < 0 ? -EINVAL : 1;
+                return kv_add(o->env, arg, true, "--env", err);
         case 'l':
                 if (!o->labels)
                         o->labels = json_object();
-                return kv_add(o->labels, optarg, false, "--label", err) < 0 ? -EINVAL : 1;
+                return kv_add(o->labels, arg, false, "--label", err);
         case OPT_TTL:
-                return duration_arg("--ttl", optarg, &o->ttl_ms, err) < 0 ? -EINVAL : 1;
+                return duration_arg("--ttl", arg, &o->ttl_ms, err);
         case OPT_IDLE:
-                return duration_arg("--idle-timeout", optarg, &o->idle_ms, err) < 0 ? -EINVAL : 1;
+                return duration_arg("--idle-timeout", arg, &o->idle_ms, err);
         default:
-                return 0;
+                return limit_opt(sandbox_limit_specs, ARRAY_SIZE(sandbox_limit_specs), &o->limits, c, arg, err);
         }
 }
 
@@ -1266,29 +1718,21 @@ static int cmd_create(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc
 {
         static const struct option opts[] = {
                 CREATE_LONG_OPTS,
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
         __attribute__((cleanup(create_opts_done))) struct create_opts co = CREATE_OPTS_INIT;
         struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:e:l:h", opts, NULL)) != -1) {
-                int r = create_opt(&co, c, &err);
-                if (r < 0)
-                        return usage_error(cmd, "%s", err.message);
-                if (r > 0)
-                        continue;
-                if (c == 'h')
-                        return show_help(cmd);
-                return option_error(cmd, c, argv);
-        }
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, create_opt, &co);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (argc - optind != 1)
-                return usage_error(cmd, "expected exactly one IMAGE");
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_usage(cmd, "expected exactly one IMAGE");
+        if (pbox_cli_connect(cli, true, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
         _cleanup_free_ char *id = NULL;
         if (create_sandbox(cli, argv[optind], &co, &id, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_fail(cmd, &err);
         printf("%s\n", id);
         return 0;
 }
@@ -1300,90 +1744,68 @@ static int cmd_create(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc
         { "timeout", required_argument, NULL, OPT_TIMEOUT },          \
         { "grace", required_argument, NULL, OPT_GRACE },              \
         { "signal", required_argument, NULL, OPT_SIGNAL },            \
-        { "max-output", required_argument, NULL, OPT_MAX_OUTPUT }
+        { "max-output", required_argument, NULL, OPT_MAX_OUTPUT },    \
+        { "cpu-limit", required_argument, NULL, OPT_CPU_LIMIT },      \
+        { "stats", no_argument, NULL, OPT_STATS }
 
-/* SIZE: digits, optionally followed by K, M or G (powers of 1024; "KiB",
- * "k", "M", "MB" ... are accepted too). */
-static int parse_size(const char *s, int64_t *ret)
+/* An option of the exec set (pbox_opt_fn; ctx: struct exec_opts).  -e,
+ * --memory and --pids are pbox exec's only: pbox run gives them to the
+ * sandbox before this sees them. */
+static int exec_opt(void *ctx, int c, const char *arg, struct pbox_error *err)
 {
-        size_t digits = strspn(s, "0123456789");
-        if (digits == 0 || digits > 15)
-                return -EINVAL;
-        int64_t v = strtoll(s, NULL, 10);
-        const char *u = s + digits;
-        int shift = 0;
-        switch (*u) {
-        case '\0': break;
-        case 'k': case 'K': shift = 10; break;
-        case 'm': case 'M': shift = 20; break;
-        case 'g': case 'G': shift = 30; break;
-        default: return -EINVAL;
-        }
-        if (*u) {
-                u++;
-                if (*u == 'i')
-                        u++;
-                if (*u == 'B')
-                        u++;
-                if (*u)
-                        return -EINVAL;
-        }
-        if (v > (INT64_C(1) << 50) >> shift)
-                return -ERANGE;
-        *ret = v << shift;
-        return 0;
-}
-
-static int exec_opt(struct exec_opts *o, int c, struct pbox_error *err)
-{
+        struct exec_opts *o = ctx;
         switch (c) {
         case 'i':
                 o->interactive = true;
-                return 1;
+                return 0;
+        case OPT_STATS:
+                o->stats = true;
+                return 0;
         case 'w':
-                if (optarg[0] != '/') {
-                        pbox_error_set(err, EINVAL, "--workdir must be an absolute path");
-                        return -EINVAL;
-                }
-                o->workdir = optarg;
-                return 1;
+                if (arg[0] != '/')
+                        return pbox_error_set(err, EINVAL, "--workdir must be an absolute path");
+                o->workdir = arg;
+                return 0;
         case 'u': {
                 /* UID or UID:GID, numeric: inside the sandbox, names mean nothing here. */
-                size_t n = strspn(optarg, "0123456789");
-                if (n == 0 || n > 10 || (optarg[n] && (optarg[n] != ':' || !optarg[n + 1] ||
-                                                      strspn(optarg + n + 1, "0123456789") != strlen(optarg + n + 1) ||
-                                                      strlen(optarg + n + 1) > 10))) {
-                        pbox_error_set(err, EINVAL, "--user must be UID or UID:GID (numbers inside the sandbox)");
-                        return -EINVAL;
-                }
-                o->user = optarg;
-                return 1;
+                size_t n = strspn(arg, "0123456789");
+                if (n == 0 || n > 10 || (arg[n] && (arg[n] != ':' || !arg[n + 1] ||
+                                                    strspn(arg + n + 1, "0123456789") != strlen(arg + n + 1) ||
+                                                    strlen(arg + n + 1) > 10)))
+                        return pbox_error_set(err, EINVAL, "--user must be UID or UID:GID (numbers inside the sandbox)");
+                o->user = arg;
+                return 0;
         }
         case OPT_TIMEOUT:
-                return duration_arg("--timeout", optarg, &o->timeout_ms, err) < 0 ? -EINVAL : 1;
+                return duration_arg("--timeout", arg, &o->timeout_ms, err);
         case OPT_GRACE:
-                return duration_arg("--grace", optarg, &o->grace_ms, err) < 0 ? -EINVAL : 1;
+                return duration_arg("--grace", arg, &o->grace_ms, err);
         case OPT_SIGNAL:
-                if (!*optarg || strlen(optarg) > 16) {
-                        pbox_error_set(err, EINVAL, "invalid signal '%s'", optarg);
-                        return -EINVAL;
-                }
-                o->stop_signal = optarg;
-                return 1;
+                if (!*arg || strlen(arg) > 16)
+                        return pbox_error_set(err, EINVAL, "invalid signal '%s'", arg);
+                o->stop_signal = arg;
+                return 0;
         case OPT_MAX_OUTPUT:
-                if (parse_size(optarg, &o->max_output) < 0) {
-                        pbox_error_set(err, EINVAL, "--max-output: invalid size '%s' (examples: 4096, 64K, 1M)",
-                                       optarg);
-                        return -EINVAL;
-                }
-                return 1;
+                if (pbox_parse_size(arg, &o->max_output) < 0)
+                        return pbox_error_set(err, EINVAL, "--max-output: invalid size '%s' (examples: 4096, 64K, 1M)",
+                                              arg);
+                return 0;
         case 'e':
                 if (!o->env)
                         o->env = json_object();
-                return kv_add(o->env, optarg, true, "--env", err) < 0 ? -EINVAL : 1;
+                return kv_add(o->env, arg, true, "--env", err);
         default:
-                return 0;
+                return limit_opt(exec_limit_specs, ARRAY_SIZE(exec_limit_specs), &o->limits, c, arg, err);
         }
+}
+
+static int exec_cmd_opt(void *ctx, int c, const char *arg, struct pbox_error *err)
+{
+        struct exec_opts *o = ctx;
+        if (c != 'd')
+                return exec_opt(ctx, c, arg, err);
+        o->detach = true;
+        return 0;
 }
 
 static int cmd_exec(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
@@ -1391,38 +1813,29 @@ static int cmd_exec(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, 
         static const struct option opts[] = {
                 EXEC_LONG_OPTS,
                 { "env", required_argument, NULL, 'e' },
+                { "memory", required_argument, NULL, OPT_MEMORY },
+                { "pids", required_argument, NULL, OPT_PIDS },
                 { "detach", no_argument, NULL, 'd' },
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
         __attribute__((cleanup(exec_opts_done))) struct exec_opts eo = EXEC_OPTS_INIT;
         struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:ie:w:u:dh", opts, NULL)) != -1) {
-                int r = exec_opt(&eo, c, &err);
-                if (r < 0)
-                        return usage_error(cmd, "%s", err.message);
-                if (r > 0)
-                        continue;
-                if (c == 'd')
-                        eo.detach = true;
-                else if (c == 'h')
-                        return show_help(cmd);
-                else
-                        return option_error(cmd, c, argv);
-        }
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, exec_cmd_opt, &eo);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (optind >= argc)
-                return usage_error(cmd, "expected a sandbox ID and a command");
+                return pbox_cmd_usage(cmd, "expected a sandbox ID and a command");
         const char *id = argv[optind++];
         if (optind < argc && !strcmp(argv[optind], "--"))
                 optind++;
         if (optind >= argc)
-                return usage_error(cmd, "expected a command after the sandbox ID");
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_usage(cmd, "expected a command after the sandbox ID");
+        if (pbox_cli_connect(cli, true, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
         int status;
         if (exec_in(cli, id, argv + optind, &eo, &status, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_fail(cmd, &err);
         return status;
 }
 
@@ -1431,28 +1844,24 @@ static int follow_command(struct pbox_cli *cli, const struct pbox_cmd *cmd, int 
 {
         static const struct option opts[] = {
                 { "interactive", no_argument, NULL, 'i' },
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
         struct pbox_error err = PBOX_ERROR_INIT;
         bool interactive = false;
-        int c;
-        while ((c = getopt_long(argc, argv, attach ? "+:ih" : "+:h", opts + (attach ? 0 : 1), NULL)) != -1) {
-                switch (c) {
-                case 'i': interactive = true; break;
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        struct flag_opt flags[] = { { 'i', &interactive }, {} };
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts + (attach ? 0 : 1), flag_opts, flags);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (argc - optind != 2)
-                return usage_error(cmd, "expected a sandbox ID and an exec ID");
+                return pbox_cmd_usage(cmd, "expected a sandbox ID and an exec ID");
         if (!valid_eid(argv[optind + 1]))
-                return usage_error(cmd, "invalid exec id '%s' (16 hex digits)", argv[optind + 1]);
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_usage(cmd, "invalid exec id '%s' (16 hex digits)", argv[optind + 1]);
+        if (pbox_cli_connect(cli, true, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
         int status = 0;
         if (exec_follow(cli, argv[optind], argv[optind + 1], interactive, NULL, &status, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_fail(cmd, &err);
         return status;
 }
 
@@ -1466,52 +1875,84 @@ static int cmd_attach(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc
         return follow_command(cli, cmd, argc, argv, true);
 }
 
+/* -s/--signal and --grace of kill and stop. */
+struct signal_opts {
+        const char *sig;
+        int64_t grace_ms;       /* -1: the server's default */
+};
+
+static int signal_opt(void *ctx, int c, const char *arg, struct pbox_error *err)
+{
+        struct signal_opts *o = ctx;
+        switch (c) {
+        case 's':
+                if (!*arg || strlen(arg) > 16)
+                        return pbox_error_set(err, EINVAL, "invalid signal '%s'", arg);
+                o->sig = arg;
+                return 0;
+        case OPT_GRACE:
+                return duration_arg("--grace", arg, &o->grace_ms, err);
+        default:
+                return PBOX_OPT_OTHER;
+        }
+}
+
+#define SIGNAL_LONG_OPTS                                              \
+        { "signal", required_argument, NULL, 's' },                   \
+        { "grace", required_argument, NULL, OPT_GRACE }
+
+/* The body of a kill or stop: NULL when nothing was asked. */
+static int signal_body(const struct signal_opts *o, json_t **ret, struct pbox_error *err)
+{
+        *ret = NULL;
+        if (!o->sig && o->grace_ms < 0)
+                return 0;
+        _cleanup_json_ json_t *body = json_object();
+        if (o->sig && set_signal(body, "signal", o->sig, err) < 0)
+                return -EINVAL;
+        if (o->grace_ms >= 0)
+                json_object_set_new(body, "grace_ms", json_integer(o->grace_ms));
+        *ret = TAKE_PTR(body);
+        return 0;
+}
+
+/* A wait for an answer that comes once a grace period is over. */
+static int grace_timeout(int64_t grace_ms, int64_t default_grace_ms)
+{
+        int64_t wait = (grace_ms >= 0 ? grace_ms : default_grace_ms) + PBOX_DEFAULT_TIMEOUT_MS;
+        return wait > INT32_MAX ? INT32_MAX : (int) wait;
+}
+
 static int cmd_kill(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
         static const struct option opts[] = {
-                { "signal", required_argument, NULL, 's' },
-                { "grace", required_argument, NULL, OPT_GRACE },
-                { "help", no_argument, NULL, 'h' },
+                SIGNAL_LONG_OPTS,
+                HELP_OPT,
                 {},
         };
         struct pbox_error err = PBOX_ERROR_INIT;
-        const char *sig = NULL;
-        int64_t grace_ms = -1;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:s:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 's':
-                        if (!*optarg || strlen(optarg) > 16)
-                                return usage_error(cmd, "invalid signal '%s'", optarg);
-                        sig = optarg;
-                        break;
-                case OPT_GRACE:
-                        if (duration_arg("--grace", optarg, &grace_ms, &err) < 0)
-                                return usage_error(cmd, "%s", err.message);
-                        break;
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        struct signal_opts so = { .grace_ms = -1 };
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, signal_opt, &so);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (argc - optind != 2)
-                return usage_error(cmd, "expected a sandbox ID and an exec ID");
+                return pbox_cmd_usage(cmd, "expected a sandbox ID and an exec ID");
         const char *id = argv[optind], *eid = argv[optind + 1];
         if (!valid_eid(eid))
-                return usage_error(cmd, "invalid exec id '%s' (16 hex digits)", eid);
-        _cleanup_json_ json_t *body = json_object();
-        if (sig && set_signal(body, "signal", sig, &err) < 0)
-                return usage_error(cmd, "%s", err.message);
-        if (grace_ms >= 0)
-                json_object_set_new(body, "grace_ms", json_integer(grace_ms));
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_usage(cmd, "invalid exec id '%s' (16 hex digits)", eid);
+        _cleanup_json_ json_t *body = NULL;
+        if (signal_body(&so, &body, &err) < 0)
+                return pbox_cmd_usage(cmd, "%s", err.message);
+        if (!body)
+                body = json_object();
+        if (pbox_cli_connect(cli, true, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
         /* The server answers once the exec has ended: allow for the grace period. */
-        int64_t wait = (grace_ms >= 0 ? grace_ms : 60000) + PBOX_DEFAULT_TIMEOUT_MS;
         _cleanup_free_ char *target = exec_target(id, eid, "/kill");
         _cleanup_json_ json_t *rec = NULL;
-        if (pbox_client_call(&cli->client, "POST", target, body, wait > INT32_MAX ? INT32_MAX : (int) wait, &rec,
-                             NULL, &err) < 0)
-                return fail(cmd, &err);
+        if (pbox_client_call(&cli->client, "POST", target, body, grace_timeout(so.grace_ms, 60000), &rec, NULL,
+                             &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
         json_t *res = json_object_get(rec, "result");
         const char *status = json_is_object(res) ? rec_str(res, "status") : "";
         const char *by = json_is_object(res) ? rec_str(res, "ended_by") : "";
@@ -1524,47 +1965,29 @@ static int cmd_kill(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, 
         return 0;
 }
 
+static int keepalive_opt(void *ctx, int c, const char *arg, struct pbox_error *err)
+{
+        return c == OPT_TTL ? duration_arg("--ttl", arg, ctx, err) : PBOX_OPT_OTHER;
+}
+
 static int cmd_keepalive(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
         static const struct option opts[] = {
                 { "ttl", required_argument, NULL, OPT_TTL },
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
-        struct pbox_error err = PBOX_ERROR_INIT;
         int64_t ttl_ms = -1;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-                switch (c) {
-                case OPT_TTL:
-                        if (duration_arg("--ttl", optarg, &ttl_ms, &err) < 0)
-                                return usage_error(cmd, "%s", err.message);
-                        break;
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, keepalive_opt, &ttl_ms);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (optind >= argc)
-                return usage_error(cmd, "expected at least one sandbox ID");
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_usage(cmd, "expected at least one sandbox ID");
         _cleanup_json_ json_t *body = NULL;
-        if (ttl_ms >= 0) {
-                body = json_object();
-                json_object_set_new(body, "ttl_s", seconds_json(ttl_ms));
-        }
-        int status = 0;
-        for (int i = optind; i < argc; i++) {
-                _cleanup_free_ char *target = sandbox_target(argv[i], "/keepalive");
-                _cleanup_json_ json_t *rec = NULL;
-                if (pbox_client_call(&cli->client, "POST", target, body, PBOX_DEFAULT_TIMEOUT_MS, &rec, NULL,
-                                     &err) < 0) {
-                        status = fail(cmd, &err);
-                        continue;
-                }
-                print_field(rec, "id", argv[i]);
-        }
-        return status;
+        if (ttl_ms >= 0)
+                body = json_pack("{s:o}", "ttl_s", seconds_json(ttl_ms));
+        const struct each_call e = { "POST", "/v1/sandboxes/", "/keepalive", body, PBOX_DEFAULT_TIMEOUT_MS, "id" };
+        return call_each(cli, cmd, argc, argv, &e);
 }
 
 /* ------------------------------------------------------------------- run */
@@ -1715,6 +2138,8 @@ static int run_one_shot(struct pbox_cli *cli, const char *image, char **cmdv, co
                 json_object_set(body, "files", files);
         if (json_object_size(co->env) > 0)
                 json_object_set(body, "env", co->env);
+        if (co->limits)
+                json_object_set(body, "limits", co->limits);
         if (eo->interactive && (r = stdin_to_json(body, err)) < 0)
                 return r;
         struct exec_opts ceo = EXEC_OPTS_INIT;
@@ -1751,6 +2176,47 @@ static int run_one_shot(struct pbox_cli *cli, const char *image, char **cmdv, co
         return 0;
 }
 
+struct run_opts {
+        struct create_opts co;
+        struct exec_opts eo;
+        json_t *files;
+        const char *compile;
+        int64_t compile_timeout_ms;
+        bool rm;
+};
+
+static void run_opts_done(struct run_opts *o)
+{
+        create_opts_done(&o->co);
+        exec_opts_done(&o->eo);
+}
+
+/* -e and the limits of the sandbox (--memory, --pids, ...) belong to the
+ * sandbox (create); the rest of the exec set to the exec. */
+static int run_opt(void *ctx, int c, const char *arg, struct pbox_error *err)
+{
+        struct run_opts *o = ctx;
+        int r = create_opt(&o->co, c, arg, err);
+        if (r == PBOX_OPT_OTHER && c != 'e')
+                r = exec_opt(&o->eo, c, arg, err);
+        if (r != PBOX_OPT_OTHER)
+                return r;
+        switch (c) {
+        case OPT_RM:
+                o->rm = true;
+                return 0;
+        case OPT_FILE:
+                return run_file_arg(o->files, arg, err);
+        case OPT_COMPILE:
+                o->compile = arg;
+                return 0;
+        case OPT_COMPILE_TIMEOUT:
+                return duration_arg("--compile-timeout", arg, &o->compile_timeout_ms, err);
+        default:
+                return PBOX_OPT_OTHER;
+        }
+}
+
 static int cmd_run(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -1760,69 +2226,50 @@ static int cmd_run(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, c
                 { "file", required_argument, NULL, OPT_FILE },
                 { "compile", required_argument, NULL, OPT_COMPILE },
                 { "compile-timeout", required_argument, NULL, OPT_COMPILE_TIMEOUT },
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
-        __attribute__((cleanup(create_opts_done))) struct create_opts co = CREATE_OPTS_INIT;
-        __attribute__((cleanup(exec_opts_done))) struct exec_opts eo = EXEC_OPTS_INIT;
-        struct pbox_error err = PBOX_ERROR_INIT;
         _cleanup_json_ json_t *files = json_array();
-        const char *compile = NULL;
-        int64_t compile_timeout_ms = -1;
-        bool rm = false;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:e:l:iw:u:h", opts, NULL)) != -1) {
-                /* -e belongs to the sandbox (create); the rest of the exec set to the exec. */
-                int r = create_opt(&co, c, &err);
-                if (r == 0 && c != 'e')
-                        r = exec_opt(&eo, c, &err);
-                if (r < 0)
-                        return usage_error(cmd, "%s", err.message);
-                if (r > 0)
-                        continue;
-                if (c == OPT_RM)
-                        rm = true;
-                else if (c == OPT_FILE) {
-                        if (run_file_arg(files, optarg, &err) < 0)
-                                return usage_error(cmd, "%s", err.message);
-                } else if (c == OPT_COMPILE)
-                        compile = optarg;
-                else if (c == OPT_COMPILE_TIMEOUT) {
-                        if (duration_arg("--compile-timeout", optarg, &compile_timeout_ms, &err) < 0)
-                                return usage_error(cmd, "%s", err.message);
-                } else if (c == 'h')
-                        return show_help(cmd);
-                else
-                        return option_error(cmd, c, argv);
-        }
+        __attribute__((cleanup(run_opts_done))) struct run_opts ro = {
+                CREATE_OPTS_INIT, EXEC_OPTS_INIT, files, NULL, -1, false,
+        };
+        struct create_opts *co = &ro.co;
+        struct exec_opts *eo = &ro.eo;
+        struct pbox_error err = PBOX_ERROR_INIT;
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, run_opt, &ro);
+        if (r != PBOX_OPTS_DONE)
+                return r;
+        const char *compile = ro.compile;
+        int64_t compile_timeout_ms = ro.compile_timeout_ms;
+        bool rm = ro.rm;
         if (optind >= argc)
-                return usage_error(cmd, "expected an IMAGE and a command");
+                return pbox_cmd_usage(cmd, "expected an IMAGE and a command");
         const char *image = argv[optind++];
         if (optind < argc && !strcmp(argv[optind], "--"))
                 optind++;
         if (optind >= argc)
-                return usage_error(cmd, "expected a command after the IMAGE");
+                return pbox_cmd_usage(cmd, "expected a command after the IMAGE");
         if (check_argv(argv + optind, &err) < 0)
-                return usage_error(cmd, "%s", err.message);
+                return pbox_cmd_usage(cmd, "%s", err.message);
         bool one_shot = json_array_size(files) > 0 || compile;
         if (!one_shot && compile_timeout_ms >= 0)
-                return usage_error(cmd, "--compile-timeout needs --compile");
+                return pbox_cmd_usage(cmd, "--compile-timeout needs --compile");
         if (one_shot) {
-                const char *bad = co.name ? "--name" : co.hostname ? "--hostname" : co.labels ? "--label"
-                                : co.ttl_ms >= 0 ? "--ttl" : co.idle_ms >= 0 ? "--idle-timeout"
-                                : eo.workdir ? "--workdir" : eo.stop_signal ? "--signal" : NULL;
+                const char *bad = co->name ? "--name" : co->hostname ? "--hostname" : co->labels ? "--label"
+                                : co->ttl_ms >= 0 ? "--ttl" : co->idle_ms >= 0 ? "--idle-timeout"
+                                : eo->workdir ? "--workdir" : eo->stop_signal ? "--signal" : NULL;
                 if (bad)
-                        return usage_error(cmd, "%s does not apply to a one-shot run (--file, --compile)", bad);
+                        return pbox_cmd_usage(cmd, "%s does not apply to a one-shot run (--file, --compile)", bad);
         }
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
+        if (pbox_cli_connect(cli, true, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
 
         int status = 0;
         if (one_shot) {
                 /* The server removes the sandbox whatever happens (--rm is implied). */
-                if (run_one_shot(cli, image, argv + optind, &co, &eo, files, compile, compile_timeout_ms, &status,
+                if (run_one_shot(cli, image, argv + optind, co, eo, files, compile, compile_timeout_ms, &status,
                                  &err) < 0)
-                        return fail(cmd, &err);
+                        return pbox_cmd_fail(cmd, &err);
                 return status;
         }
 
@@ -1832,21 +2279,20 @@ static int cmd_run(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, c
                 run_catch_signals();
 
         _cleanup_free_ char *id = NULL;
-        if (create_sandbox(cli, image, &co, &id, &err) < 0) {
+        if (create_sandbox(cli, image, co, &id, &err) < 0) {
                 int sig = pbox_client_interrupted;
                 if (!sig)
-                        return fail(cmd, &err);
+                        return pbox_cmd_fail(cmd, &err);
                 /* Interrupted during create: the daemon may have made the
                  * sandbox anyway; without its id only its name finds it. */
                 pbox_client_interrupted = 0;
-                if (co.name)
-                        (void) remove_sandbox(cli, co.name, true, NULL, NULL);
+                if (co->name)
+                        (void) remove_sandbox(cli, co->name, true, NULL, NULL);
                 return run_reraise(sig);
         }
 
-        int r = exec_in(cli, id, argv + optind, &eo, &status, &err);
-        if (r < 0)
-                status = fail(cmd, &err);
+        if (exec_in(cli, id, argv + optind, eo, &status, &err) < 0)
+                status = pbox_cmd_fail(cmd, &err);
 
         if (rm) {
                 int sig = pbox_client_interrupted;
@@ -1865,27 +2311,22 @@ static int cmd_ls(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, ch
         static const struct option opts[] = {
                 { "json", no_argument, NULL, OPT_JSON },
                 { "quiet", no_argument, NULL, 'q' },
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
         bool json = false, quiet = false;
+        struct flag_opt flags[] = { { OPT_JSON, &json }, { 'q', &quiet }, {} };
         struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:qh", opts, NULL)) != -1) {
-                switch (c) {
-                case OPT_JSON: json = true; break;
-                case 'q': quiet = true; break;
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, flag_opts, flags);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (optind != argc)
-                return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+                return pbox_cmd_usage(cmd, "unexpected argument '%s'", argv[optind]);
 
         _cleanup_json_ json_t *resp = NULL;
         json_t *list;
         if (get_list(cli, "/v1/sandboxes", "sandboxes", &resp, &list, &err) < 0)
-                return fail(cmd, &err);
+                return pbox_cmd_fail(cmd, &err);
         if (json)
                 return print_json(list) < 0 ? cmd->fail_status : 0;
 
@@ -1908,122 +2349,264 @@ static int cmd_ls(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, ch
         return 0;
 }
 
+/* GET the record of sandbox id. */
+static int get_sandbox(struct pbox_cli *cli, const char *id, json_t **ret, struct pbox_error *err)
+{
+        int r = pbox_cli_connect(cli, true, err);
+        if (r < 0)
+                return r;
+        _cleanup_free_ char *target = sandbox_target(id, "");
+        return pbox_client_call(&cli->client, "GET", target, NULL, PBOX_DEFAULT_TIMEOUT_MS, ret, NULL, err);
+}
+
 static int cmd_inspect(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
-        static const struct option opts[] = {
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:h", opts, NULL)) != -1) {
-                switch (c) {
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        int r = no_options(cmd, argc, argv);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (argc - optind != 1)
-                return usage_error(cmd, "expected exactly one sandbox ID");
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
-        _cleanup_free_ char *target = sandbox_target(argv[optind], "");
+                return pbox_cmd_usage(cmd, "expected exactly one sandbox ID");
+        struct pbox_error err = PBOX_ERROR_INIT;
         _cleanup_json_ json_t *rec = NULL;
-        if (pbox_client_call(&cli->client, "GET", target, NULL, PBOX_DEFAULT_TIMEOUT_MS, &rec, NULL, &err) < 0)
-                return fail(cmd, &err);
+        if (get_sandbox(cli, argv[optind], &rec, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
         return print_json(rec) < 0 ? cmd->fail_status : 0;
 }
+
+/* --------------------------------------------------------------- limits */
+
+static bool is_unenforced(json_t *rec, const char *key)
+{
+        json_t *u = json_object_get(rec, "unenforced_limits"), *k;
+        size_t i;
+        json_array_foreach(u, i, k)
+                if (json_is_string(k) && !strcmp(json_string_value(k), key))
+                        return true;
+        return false;
+}
+
+/* The limits of a sandbox record as a table (flag names, "(not enforced)"
+ * where the host cannot enforce them). */
+static void print_limits(json_t *rec)
+{
+        json_t *limits = json_object_get(rec, "limits");
+        struct table t = { .ncols = 2 };
+        table_add(&t, (const char *const[]) { "LIMIT", "VALUE" });
+        for (size_t i = 0; i < ARRAY_SIZE(sandbox_limit_specs); i++) {
+                const struct limit_spec *l = &sandbox_limit_specs[i];
+                _cleanup_free_ char *v = format_limit(l, json_object_get(limits, l->key));
+                _cleanup_free_ char *cell = is_unenforced(rec, l->key) ? util_xasprintf("%s (not enforced)", v)
+                                                                       : util_xstrdup(v);
+                table_add(&t, (const char *const[]) { l->flag + 2, cell });
+        }
+        table_print_free(&t);
+}
+
+static void print_usage(json_t *rec)
+{
+        json_t *u = json_object_get(rec, "usage");
+        if (!json_is_object(u)) {
+                printf("\nNo usage figures (the sandbox has not run).\n");
+                return;
+        }
+        struct {
+                const char *name;
+                char *value;
+        } rows[] = {
+                { "cpu", usage_cpu(u) },
+                { "memory", with_peak(usage_bytes(u, "memory_bytes"), usage_bytes(u, "memory_peak_bytes")) },
+                { "pids", with_peak(usage_count(u, "pids"), usage_count(u, "pids_peak")) },
+                { "oom-kills", usage_count(u, "oom_kills") },
+                { "pids-limit-hits", usage_count(u, "pids_limit_hits") },
+                { "io-read", usage_bytes(u, "io_read_bytes") },
+                { "io-write", usage_bytes(u, "io_write_bytes") },
+                { "disk", usage_bytes(u, "disk_bytes") },
+        };
+        struct table t = { .ncols = 2 };
+        table_add(&t, (const char *const[]) { "USAGE", "VALUE" });
+        for (size_t i = 0; i < ARRAY_SIZE(rows); i++) {
+                if (rows[i].value)
+                        table_add(&t, (const char *const[]) { rows[i].name, rows[i].value });
+                free(rows[i].value);
+        }
+        printf("\n");
+        table_print_free(&t);
+}
+
+struct limits_opts {
+        json_t *limits;
+        bool json;
+};
+
+static int limits_opt(void *ctx, int c, const char *arg, struct pbox_error *err)
+{
+        struct limits_opts *o = ctx;
+        if (c == OPT_JSON) {
+                o->json = true;
+                return 0;
+        }
+        return limit_opt(sandbox_limit_specs, ARRAY_SIZE(sandbox_limit_specs), &o->limits, c, arg, err);
+}
+
+static int cmd_limits(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                SANDBOX_LIMIT_LONG_OPTS,
+                { "json", no_argument, NULL, OPT_JSON },
+                HELP_OPT,
+                {},
+        };
+        struct limits_opts o = { 0 };
+        _cleanup_json_ json_t *owned = NULL;
+        /* No "+": options may come after the ID too (pbox limits ID --pids 64). */
+        int r = pbox_cmd_options(cmd, argc, argv, ":h", opts, limits_opt, &o);
+        owned = o.limits;
+        if (r != PBOX_OPTS_DONE)
+                return r;
+        if (argc - optind != 1)
+                return pbox_cmd_usage(cmd, "expected exactly one sandbox ID");
+        struct pbox_error err = PBOX_ERROR_INIT;
+        _cleanup_json_ json_t *rec = NULL;
+        if (!o.limits) {
+                r = get_sandbox(cli, argv[optind], &rec, &err);
+        } else if ((r = pbox_cli_connect(cli, true, &err)) >= 0) {
+                _cleanup_free_ char *target = sandbox_target(argv[optind], "/limits");
+                r = pbox_client_call(&cli->client, "POST", target, o.limits, PBOX_DEFAULT_TIMEOUT_MS, &rec, NULL,
+                                     &err);
+        }
+        if (r < 0)
+                return pbox_cmd_fail(cmd, &err);
+        if (!json_is_object(json_object_get(rec, "limits"))) {
+                pbox_error_set(&err, EPROTO, "bad response from %s: the sandbox record has no \"limits\" (a pboxd "
+                               "without resource limits?)", cli->client.url.text);
+                return pbox_cmd_fail(cmd, &err);
+        }
+        if (o.json) {
+                _cleanup_json_ json_t *out = json_object();
+                const char *keys[] = { "id", "state", "limits", "unenforced_limits", "usage" };
+                for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+                        if (json_object_get(rec, keys[i]))
+                                json_object_set(out, keys[i], json_object_get(rec, keys[i]));
+                return print_json(out) < 0 ? cmd->fail_status : 0;
+        }
+        warn_unenforced(rec);
+        print_limits(rec);
+        if (!o.limits)
+                print_usage(rec);
+        return 0;
+}
+
+/* --------------------------------------------------------------- health */
+
+static const char *yes_no(json_t *v)
+{
+        return json_is_true(v) ? "yes" : json_is_false(v) ? "no" : "unknown";
+}
+
+static int cmd_health(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
+{
+        static const struct option opts[] = {
+                { "json", no_argument, NULL, OPT_JSON },
+                HELP_OPT,
+                {},
+        };
+        bool json = false;
+        struct flag_opt flags[] = { { OPT_JSON, &json }, {} };
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, flag_opts, flags);
+        if (r != PBOX_OPTS_DONE)
+                return r;
+        if (optind != argc)
+                return pbox_cmd_usage(cmd, "unexpected argument '%s'", argv[optind]);
+        struct pbox_error err = PBOX_ERROR_INIT;
+        _cleanup_json_ json_t *h = NULL;
+        /* /healthz needs no token, and pboxd would not pass one on. */
+        if (pbox_cli_connect(cli, false, &err) < 0 ||
+            pbox_client_call(&cli->client, "GET", "/healthz", NULL, PBOX_DEFAULT_TIMEOUT_MS, &h, NULL, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
+        const char *status = rec_str(h, "status");
+        if (json) {
+                if (print_json(h) < 0)
+                        return cmd->fail_status;
+                return strcmp(status, "ok") ? cmd->fail_status : 0;
+        }
+        json_t *cg = json_object_get(h, "cgroup");
+        json_t *enforced = json_object_get(h, "limits_enforced");
+        json_t *running = json_object_get(h, "sandboxes_running");
+        _cleanup_free_ char *enabled = json_object_get(cg, "enabled") ? join_strings(json_object_get(cg, "enabled"), " ")
+                                                                      : util_xstrdup(rec_str(cg, "controllers"));
+        _cleanup_free_ char *missing = join_strings(json_object_get(cg, "missing"), " ");
+        _cleanup_free_ char *running_s = json_is_integer(running)
+                ? util_xasprintf("%" PRId64 " running", (int64_t) json_integer_value(running)) : util_xstrdup("-");
+        const char *path = rec_str(cg, "path");
+        _cleanup_free_ char *cgroup = util_xasprintf("%s%s", *path ? path : "-",
+                                                     json_is_true(json_object_get(cg, "delegated")) ? " (delegated)"
+                                                     : json_is_false(json_object_get(cg, "delegated"))
+                                                             ? " (not delegated)" : "");
+        _cleanup_free_ char *limits = !enforced ? util_xstrdup("unknown (this pboxd does not say)")
+                : json_is_true(enforced) ? util_xstrdup("enforced")
+                : util_xasprintf("NOT enforced: missing controller%s %s (limit requests that need them get 422, "
+                                 "unless pbox.conf has allow_unenforced_limits = yes)",
+                                 missing && strchr(missing, ' ') ? "s" : "", missing ? missing : "?");
+        _cleanup_free_ char *peaks = util_xasprintf("memory.peak %s, pids.peak %s",
+                                                    yes_no(json_object_get(cg, "memory_peak")),
+                                                    yes_no(json_object_get(cg, "pids_peak")));
+        struct table t = { .ncols = 2 };
+        table_add(&t, (const char *const[]) { "status:", *status ? status : "?" });
+        table_add(&t, (const char *const[]) { "version:", rec_str(h, "version") });
+        table_add(&t, (const char *const[]) { "sandboxes:", running_s });
+        table_add(&t, (const char *const[]) { "cgroup:", cgroup });
+        table_add(&t, (const char *const[]) { "controllers:", enabled && *enabled ? enabled : "none" });
+        if (json_object_get(cg, "missing"))
+                table_add(&t, (const char *const[]) { "missing:", missing ? missing : "none" });
+        table_add(&t, (const char *const[]) { "limits:", limits });
+        if (json_object_get(cg, "memory_peak") || json_object_get(cg, "pids_peak"))
+                table_add(&t, (const char *const[]) { "peaks:", peaks });
+        table_add(&t, (const char *const[]) { "cgroup.kill:", yes_no(json_object_get(cg, "kill")) });
+        table_print_free(&t);
+        return strcmp(status, "ok") ? cmd->fail_status : 0;
+}
+
+/* ----------------------------------------------------------- stop and rm */
 
 static int cmd_stop(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
         static const struct option opts[] = {
-                { "grace", required_argument, NULL, OPT_GRACE },
-                { "signal", required_argument, NULL, 's' },
-                { "help", no_argument, NULL, 'h' },
+                SIGNAL_LONG_OPTS,
+                HELP_OPT,
                 {},
         };
-        int64_t grace_ms = -1;
-        const char *sig = NULL;
         struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:s:h", opts, NULL)) != -1) {
-                switch (c) {
-                case OPT_GRACE:
-                        if (pbox_parse_duration(optarg, &grace_ms) < 0)
-                                return usage_error(cmd, "invalid duration '%s' (examples: 500ms, 10s, 1m)",
-                                                   optarg);
-                        break;
-                case 's':
-                        if (!*optarg || strlen(optarg) > 16)
-                                return usage_error(cmd, "invalid signal '%s'", optarg);
-                        sig = optarg;
-                        break;
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        struct signal_opts so = { .grace_ms = -1 };
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, signal_opt, &so);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (optind >= argc)
-                return usage_error(cmd, "expected at least one sandbox ID");
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
-
+                return pbox_cmd_usage(cmd, "expected at least one sandbox ID");
         _cleanup_json_ json_t *body = NULL;
-        if (grace_ms >= 0 || sig) {
-                body = json_object();
-                if (grace_ms >= 0)
-                        json_object_set_new(body, "grace_ms", json_integer(grace_ms));
-                if (sig && strspn(sig, "0123456789") == strlen(sig))
-                        json_object_set_new(body, "signal", json_integer(strtol(sig, NULL, 10)));
-                else if (sig && set_string(body, "signal", sig, &err) < 0)
-                        return usage_error(cmd, "%s", err.message);
-        }
+        if (signal_body(&so, &body, &err) < 0)
+                return pbox_cmd_usage(cmd, "%s", err.message);
         /* The server answers once the sandbox is down: allow for the grace period. */
-        int64_t wait = (grace_ms >= 0 ? grace_ms : 5000) + PBOX_DEFAULT_TIMEOUT_MS;
-        int timeout = wait > INT32_MAX ? INT32_MAX : (int) wait;
-
-        int status = 0;
-        for (int i = optind; i < argc; i++) {
-                _cleanup_free_ char *target = sandbox_target(argv[i], "/stop");
-                _cleanup_json_ json_t *rec = NULL;
-                if (pbox_client_call(&cli->client, "POST", target, body, timeout, &rec, NULL, &err) < 0) {
-                        status = fail(cmd, &err);
-                        continue;
-                }
-                print_field(rec, "id", argv[i]);
-        }
-        return status;
+        const struct each_call e = { "POST", "/v1/sandboxes/", "/stop", body, grace_timeout(so.grace_ms, 5000), "id" };
+        return call_each(cli, cmd, argc, argv, &e);
 }
 
 static int cmd_rm(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
         static const struct option opts[] = {
                 { "force", no_argument, NULL, 'f' },
-                { "help", no_argument, NULL, 'h' },
+                HELP_OPT,
                 {},
         };
         bool force = false;
-        struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        while ((c = getopt_long(argc, argv, "+:fh", opts, NULL)) != -1) {
-                switch (c) {
-                case 'f': force = true; break;
-                case 'h': return show_help(cmd);
-                default: return option_error(cmd, c, argv);
-                }
-        }
+        struct flag_opt flags[] = { { 'f', &force }, {} };
+        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, flag_opts, flags);
+        if (r != PBOX_OPTS_DONE)
+                return r;
         if (optind >= argc)
-                return usage_error(cmd, "expected at least one sandbox ID");
-        if (cli_client(cli, &err) < 0)
-                return fail(cmd, &err);
-        int status = 0;
-        for (int i = optind; i < argc; i++) {
-                _cleanup_json_ json_t *resp = NULL;
-                if (remove_sandbox(cli, argv[i], force, &resp, &err) < 0) {
-                        status = fail(cmd, &err);
-                        continue;
-                }
-                print_field(resp, "removed", argv[i]);
-        }
-        return status;
+                return pbox_cmd_usage(cmd, "expected at least one sandbox ID");
+        const struct each_call e = { "DELETE", "/v1/sandboxes/", force ? "?force=true" : "", NULL,
+                                     PBOX_DEFAULT_TIMEOUT_MS, "removed" };
+        return call_each(cli, cmd, argc, argv, &e);
 }
 
 /* ------------------------------------------------------------- the table */
@@ -2038,7 +2621,21 @@ static int cmd_rm(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, ch
         "                           creation (whole seconds, rounded up)\n"             \
         "      --idle-timeout DURATION\n"                                                \
         "                           stop and remove it after this long without API\n"   \
-        "                           activity (execs, keepalive)\n"
+        "                           activity (execs, keepalive)\n"                      \
+        LIMITS_HELP
+
+/* SIZE: bytes, or with K, M, G, T (powers of 1024); "none": no limit. */
+#define LIMITS_HELP                                                                      \
+        "      --memory SIZE        memory limit of the sandbox (at least 4M; none)\n"   \
+        "      --swap SIZE          swap it may use besides (default 0 with --memory)\n" \
+        "      --pids N             processes and threads at once (1 to 4194304)\n"     \
+        "      --cpus X             CPUs it may use, e.g. 0.5 (at least 0.01)\n"         \
+        "      --cpu-weight N       share of CPU under contention (1 to 10000; 100)\n"  \
+        "      --disk SIZE          size of its writable layer (at least 1M; a tmpfs)\n" \
+        "      --io-read-bps SIZE   read bandwidth per second on the state disk\n"      \
+        "      --io-write-bps SIZE  write bandwidth per second on the state disk\n"     \
+        "      --io-read-iops N     read operations per second on the state disk\n"     \
+        "      --io-write-iops N    write operations per second on the state disk\n"
 
 #define EXEC_HELP                                                                        \
         "      --timeout DURATION   wall-clock limit (default: the server's, 60s)\n"     \
@@ -2049,14 +2646,21 @@ static int cmd_rm(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, ch
         "  -u, --user UID[:GID]     numeric user (and group) inside the sandbox\n"      \
         "      --max-output SIZE    limit of each of stdout and stderr (4096, 64K, 1M);\n" \
         "                           beyond it the command is killed\n"                  \
-        "  -w, --workdir DIR        working directory inside the sandbox (absolute)\n"
+        "  -w, --workdir DIR        working directory inside the sandbox (absolute)\n"   \
+        "      --cpu-limit MS       CPU time limit (user+system, all its processes), in\n" \
+        "                           ms or with a unit (1500, 2s); beyond it the command\n" \
+        "                           is killed (status cpu_limit, exit 124)\n"           \
+        "      --stats              print a line on stderr at the end: status, wall and\n" \
+        "                           CPU time, memory and pids peaks\n"
 
 #define EXIT_HELP                                                                        \
         "\nExit status: the command's; 128+N when signal N ended it; 124 when it\n"      \
         "timed out (\"timed out after 10s (ended by SIGTERM|SIGKILL)\" on stderr);\n"   \
-        "128+N when it was killed for its output limit or by 'pbox kill'; 126/127\n"    \
-        "when it could not be executed / was not found; 125 when pbox itself\n"         \
-        "failed or the outcome is unknown."
+        "128+N when it was killed for its output limit or by 'pbox kill'; 124 also\n"   \
+        "when it reached its CPU time limit; 126/127 when it could not be executed\n"  \
+        "/ was not found; 125 when pbox itself failed (a limit this host cannot\n"     \
+        "enforce included) or the outcome is unknown.  Ran out of memory (oom) or\n"   \
+        "hit the process limit (pids_limit): its status, with a message."
 
 const struct pbox_cmd pbox_cmds[] = {
         { "create", "[OPTIONS] IMAGE", "Create a sandbox from IMAGE (NAME[:TAG] or ID) and print its ID.",
@@ -2070,7 +2674,10 @@ const struct pbox_cmd pbox_cmds[] = {
           "  -i, --interactive        stream pbox's standard input to the command\n"
           "  -d, --detach             start the command, print its exec ID, do not wait\n"
           "  -e, --env KEY=VALUE      environment variable for the command (repeatable;\n"
-          "                           a bare KEY takes its value from pbox's environment)\n" EXEC_HELP,
+          "                           a bare KEY takes its value from pbox's environment)\n" EXEC_HELP
+          "      --memory SIZE        memory limit of this command (its own cgroup, below\n"
+          "                           the sandbox's; 256M, 1G; at least 4M)\n"
+          "      --pids N             process limit of this command\n",
           cmd_exec, PBOX_EXIT_EXEC_FAILURE },
         { "run", "[OPTIONS] IMAGE [--] CMD [ARG...]",
           "Create a sandbox from IMAGE and run a command in it.",
@@ -2082,7 +2689,8 @@ const struct pbox_cmd pbox_cmds[] = {
           "split at its last ':' unless it names an existing file; PATH defaults to\n"
           "/work/BASENAME (a PATH ending in '/' gets the BASENAME), the mode is the\n"
           "local file's. The exit status is the command's, or the compile step's\n"
-          "when that failed.\n" EXIT_HELP,
+          "when that failed. --memory, --pids and the other limits are the\n"
+          "sandbox's; --cpu-limit is the command's.\n" EXIT_HELP,
           "      --rm                 remove the sandbox afterwards (also on failure)\n" CREATE_HELP
           "  -i, --interactive        stream pbox's standard input to the command (read to\n"
           "                           EOF, at most 1 MiB, in a one-shot run)\n" EXEC_HELP
@@ -2114,8 +2722,26 @@ const struct pbox_cmd pbox_cmds[] = {
           "      --json               print the sandbox records as a JSON array\n"
           "  -q, --quiet              print only the IDs\n",
           cmd_ls, PBOX_EXIT_FAILURE },
-        { "inspect", "ID", "Print the record of a sandbox (ID or name) as JSON.", NULL, NULL, cmd_inspect,
+        { "inspect", "ID", "Print the record of a sandbox (ID or name) as JSON.",
+          "The record includes its limits and what it uses (\"limits\", \"usage\").", NULL, cmd_inspect,
           PBOX_EXIT_FAILURE },
+        { "limits", "ID [OPTIONS]", "Show or change the resource limits of a sandbox.",
+          "Without limit options: its limits and what it uses (CPU time, memory and\n"
+          "pids with their peaks, OOM kills, I/O). With them: the limits given are\n"
+          "changed on the running sandbox at once (the others stay), and the new\n"
+          "limits are printed. A SIZE is bytes or takes K, M, G or T (powers of\n"
+          "1024); 'none' removes a limit. A limit this host cannot enforce (a\n"
+          "cgroup controller missing: see 'pbox health') is refused by pboxd.\n"
+          "--disk can only change a sandbox created with --disk.",
+          LIMITS_HELP
+          "      --json               print the limits and usage as JSON\n",
+          cmd_limits, PBOX_EXIT_FAILURE },
+        { "health", "[--json]", "Show whether pboxd serves, and which limits this host can enforce.",
+          "GET /healthz (needs no token): version, running sandboxes, the cgroup\n"
+          "subtree and its controllers (cpu, memory, pids, io: available and\n"
+          "missing), whether limits are enforced. Exits 1 unless pboxd says ok.",
+          "      --json               print the answer as JSON\n",
+          cmd_health, PBOX_EXIT_FAILURE },
         { "keepalive", "[OPTIONS] ID...", "Mark sandboxes as in use (resets their idle timeout).", NULL,
           "      --ttl DURATION       also set a new time to live, from now\n",
           cmd_keepalive, PBOX_EXIT_FAILURE },

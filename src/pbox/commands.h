@@ -1,7 +1,9 @@
-/* commands.h — the subcommands of the pbox CLI (commands.c) and the state
- * they share with main.c: the global options and the lazily made client. */
+/* commands.h — the subcommands of the pbox CLI (commands.c), the state
+ * they share with main.c (the global options and the lazily made client),
+ * and what cp.c shares with them: option parsing, usage errors, sizes. */
 #pragma once
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -43,6 +45,38 @@ extern const size_t pbox_cmds_count;
 /* Prints "Usage: ..." and the options of cmd to f. */
 void pbox_cmd_help(const struct pbox_cmd *cmd, FILE *f);
 
+/* Prints "pbox: <message>" on standard error; returns cmd->fail_status. */
+int pbox_cmd_fail(const struct pbox_cmd *cmd, const struct pbox_error *err);
+/* Prints "pbox: NAME: <message>" and a usage hint; returns cmd->fail_status. */
+int pbox_cmd_usage(const struct pbox_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The client of cli, made on first use from --url/$PBOX_URL and (with
+ * need_token) the token (--token-file, $PBOX_TOKEN_FILE, $PBOX_TOKEN). */
+int pbox_cli_connect(struct pbox_cli *cli, bool need_token, struct pbox_error *err);
+
+/* Handles one option of a command: c is what getopt_long returned, arg its
+ * argument (NULL without one).  Returns 0 when it took the option,
+ * PBOX_OPT_OTHER when c is not one of its options, or a negative errno with
+ * err set for a bad value (reported as a usage error). */
+#define PBOX_OPT_OTHER 1
+typedef int (*pbox_opt_fn)(void *ctx, int c, const char *arg, struct pbox_error *err);
+
+/* Runs getopt_long over argv.  shortopts NULL: made from the one-character
+ * vals of opts, starting with "+:" (options stop at the first operand);
+ * a shortopts without "+" lets options follow operands.  -h/--help
+ * (which opts must list, as 'h') prints the help; fn (may be NULL) gets
+ * every other option.  Returns PBOX_OPTS_DONE when all options were taken
+ * (optind is at the first operand), else the status the command must exit
+ * with (0 after the help; cmd->fail_status after a usage error, printed). */
+#define PBOX_OPTS_DONE (-1)
+int pbox_cmd_options(const struct pbox_cmd *cmd, int argc, char **argv, const char *shortopts,
+                     const struct option *opts, pbox_opt_fn fn, void *ctx);
+
 /* Parses a duration: digits followed by "ms", "s", "m" or "h"; a bare number
  * is seconds.  Returns milliseconds (at most INT32_MAX) or -EINVAL/-ERANGE. */
 int pbox_parse_duration(const char *s, int64_t *ret_ms);
+
+/* Parses a size: digits, optionally followed by K, M, G or T (powers of
+ * 1024; "Ki", "KiB", "KB", lower case too).  Returns -EINVAL or -ERANGE
+ * (above INT64_MAX). */
+int pbox_parse_size(const char *s, int64_t *ret);

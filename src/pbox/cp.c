@@ -14,7 +14,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -32,50 +31,11 @@ enum { OPT_OWNER = 256 };
 struct cp_opts {
         bool parents;
         const char *mode;       /* validated octal */
-        const char *uid, *gid;  /* validated decimal, or NULL */
+        const char *uid, *gid;  /* validated decimal, or NULL (pointing into owner) */
+        char *owner;            /* --owner's copy */
 };
 
 /* ---------------------------------------------------------------- helpers */
-
-static int cp_fail(const struct pbox_cmd *cmd, const struct pbox_error *err)
-{
-        fprintf(stderr, "pbox: %s\n", err->message);
-        return cmd->fail_status;
-}
-
-static int cp_usage(const struct pbox_cmd *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int cp_usage(const struct pbox_cmd *cmd, const char *fmt, ...)
-{
-        va_list ap;
-        fprintf(stderr, "pbox: %s: ", cmd->name);
-        va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
-        va_end(ap);
-        fprintf(stderr, "\nUsage: pbox %s %s\nTry 'pbox %s --help' for more information.\n", cmd->name,
-                cmd->synopsis, cmd->name);
-        return cmd->fail_status;
-}
-
-static int cp_client(struct pbox_cli *cli, struct pbox_error *err)
-{
-        if (cli->client_ready)
-                return 0;
-        const char *url = cli->url_opt;
-        if (!url) {
-                const char *e = getenv("PBOX_URL");
-                url = e && *e ? e : PBOX_DEFAULT_URL;
-        }
-        int r = pbox_url_parse(url, &cli->client.url, err);
-        if (r < 0)
-                return r;
-        r = pbox_token_load(cli->token_file_opt, &cli->client.token, err);
-        if (r < 0) {
-                pbox_url_done(&cli->client.url);
-                return r;
-        }
-        cli->client_ready = true;
-        return 0;
-}
 
 /* "ID:PATH" -> id, path.  An argument is remote when what precedes its first
  * ':' is a valid sandbox ID or name (so "./a:b" or "/x:y" are local). */
@@ -131,27 +91,6 @@ static char *target_for(const char *id, const char *what, const char *path, cons
                               extra ? extra : "");
 }
 
-/* The server's error as "<message> (<code>)", sanitised. */
-static int response_error(const struct pbox_http_response *resp, struct pbox_error *err)
-{
-        json_t *j = NULL;
-        const char *code = NULL, *message = NULL;
-        if (resp->body_len > 0 && json_parse_untrusted(resp->body, resp->body_len, true, &j, NULL) == 0) {
-                json_t *e = json_object_get(j, "error");
-                if (json_is_object(e)) {
-                        (void) json_get_string(e, "code", false, &code, NULL);
-                        (void) json_get_string(e, "message", false, &message, NULL);
-                }
-        }
-        _cleanup_free_ char *m = pbox_sanitize(message ? message : "the server refused the request");
-        _cleanup_free_ char *k = pbox_sanitize(code ? code : "error");
-        if (strlen(m) > 512)
-                strcpy(m + 509, "...");
-        int r = pbox_error_set(err, PBOX_EAPI, "%s (%s, HTTP %d)", m, k, resp->status);
-        json_decref(j);
-        return r;
-}
-
 /* One exchange; non-2xx answers become errors.  The body is the caller's. */
 static int exchange(struct pbox_cli *cli, const char *method, const char *target, const char *content_type,
                     int upload_fd, uint64_t upload_len, struct pbox_http_response *ret, struct pbox_error *err)
@@ -169,7 +108,7 @@ static int exchange(struct pbox_cli *cli, const char *method, const char *target
         if (r < 0)
                 return r;
         if (resp.status < 200 || resp.status > 299) {
-                r = response_error(&resp, err);
+                r = pbox_client_api_error(&cli->client, &resp, err);
                 pbox_http_response_done(&resp);
                 return r;
         }
@@ -202,7 +141,7 @@ static int remote_kind(struct pbox_cli *cli, const char *id, const char *path, e
         else if (resp.status == 404 && strstr(resp.body ? resp.body : "", "no such sandbox") == NULL)
                 *ret = REMOTE_MISSING;
         else
-                r = response_error(&resp, err);
+                r = pbox_client_api_error(&cli->client, &resp, err);
         pbox_http_response_done(&resp);
         return r;
 }
@@ -398,6 +337,38 @@ static bool valid_number(const char *s)
         return n > 0 && n <= 10 && strspn(s, "0123456789") == n;
 }
 
+static int cp_opt(void *ctx, int c, const char *arg, struct pbox_error *err)
+{
+        struct cp_opts *o = ctx;
+        switch (c) {
+        case 'p':
+                o->parents = true;
+                return 0;
+        case 'm':
+                if (!valid_octal_mode(arg))
+                        return pbox_error_set(err, EINVAL, "invalid mode '%s' (octal, like 0644)", arg);
+                o->mode = arg;
+                return 0;
+        case OPT_OWNER: {
+                free(o->owner);
+                o->owner = util_xstrdup(arg);
+                char *colon = strchr(o->owner, ':');
+                if (colon)
+                        *colon = '\0';
+                if (!valid_number(o->owner) || (colon && !valid_number(colon + 1)))
+                        return pbox_error_set(err, EINVAL, "invalid owner '%s' (UID or UID:GID, numbers)", arg);
+                o->uid = o->owner;
+                o->gid = colon ? colon + 1 : NULL;
+                return 0;
+        }
+        case 'r':
+        case 'R':
+                return 0;
+        default:
+                return PBOX_OPT_OTHER;
+        }
+}
+
 int cmd_cp(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **argv)
 {
         static const struct option opts[] = {
@@ -409,61 +380,31 @@ int cmd_cp(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc, char **ar
                 {},
         };
         struct cp_opts o = { 0 };
-        _cleanup_free_ char *owner = NULL;
         struct pbox_error err = PBOX_ERROR_INIT;
-        int c;
-        opterr = 0;
-        while ((c = getopt_long(argc, argv, "+:pm:rRh", opts, NULL)) != -1) {
-                switch (c) {
-                case 'p':
-                        o.parents = true;
-                        break;
-                case 'm':
-                        if (!valid_octal_mode(optarg))
-                                return cp_usage(cmd, "invalid mode '%s' (octal, like 0644)", optarg);
-                        o.mode = optarg;
-                        break;
-                case OPT_OWNER: {
-                        owner = util_xstrdup(optarg);
-                        char *colon = strchr(owner, ':');
-                        if (colon)
-                                *colon = '\0';
-                        if (!valid_number(owner) || (colon && !valid_number(colon + 1)))
-                                return cp_usage(cmd, "invalid owner '%s' (UID or UID:GID, numbers)", optarg);
-                        o.uid = owner;
-                        o.gid = colon ? colon + 1 : NULL;
-                        break;
-                }
-                case 'r':
-                case 'R':
-                        break;
-                case 'h':
-                        pbox_cmd_help(cmd, stdout);
-                        return 0;
-                case ':':
-                        return cp_usage(cmd, "option '%s' needs an argument", argv[optind - 1]);
-                default:
-                        return cp_usage(cmd, "unknown option '%s'", argv[optind - 1]);
-                }
+        int r = pbox_cmd_options(cmd, argc, argv, "+:pm:rRh", opts, cp_opt, &o);
+        if (r != PBOX_OPTS_DONE) {
+                free(o.owner);
+                return r;
         }
+        _cleanup_free_ char *owner = o.owner;
         if (argc - optind != 2)
-                return cp_usage(cmd, "expected a source and a destination");
+                return pbox_cmd_usage(cmd, "expected a source and a destination");
         const char *src = argv[optind], *dst = argv[optind + 1];
         _cleanup_free_ char *src_id = NULL, *dst_id = NULL;
         const char *src_path = NULL, *dst_path = NULL;
         bool src_remote = split_remote(src, &src_id, &src_path);
         bool dst_remote = split_remote(dst, &dst_id, &dst_path);
         if (src_remote && dst_remote)
-                return cp_usage(cmd, "copying from one sandbox to another is not supported");
+                return pbox_cmd_usage(cmd, "copying from one sandbox to another is not supported");
         if (!src_remote && !dst_remote)
-                return cp_usage(cmd, "one side must be ID:PATH (a path in a sandbox)");
+                return pbox_cmd_usage(cmd, "one side must be ID:PATH (a path in a sandbox)");
         const char *rpath = src_remote ? src_path : dst_path;
         if (rpath[0] != '/')
-                return cp_usage(cmd, "the path in the sandbox must be absolute: '%s'", rpath);
-        if (cp_client(cli, &err) < 0)
-                return cp_fail(cmd, &err);
-        int r = src_remote ? download(cli, src_id, src_path, dst, &err) : upload(cli, &o, src, dst_id, dst_path, &err);
+                return pbox_cmd_usage(cmd, "the path in the sandbox must be absolute: '%s'", rpath);
+        if (pbox_cli_connect(cli, true, &err) < 0)
+                return pbox_cmd_fail(cmd, &err);
+        r = src_remote ? download(cli, src_id, src_path, dst, &err) : upload(cli, &o, src, dst_id, dst_path, &err);
         if (r < 0)
-                return cp_fail(cmd, &err);
+                return pbox_cmd_fail(cmd, &err);
         return 0;
 }
