@@ -174,8 +174,8 @@ req token DELETE /v1/images
 expect_error "DELETE on /v1/images" 405 method_not_allowed
 req token GET /v1/sandboxes/abc/exec
 expect_error "GET on exec" 405 method_not_allowed
-req token PATCH /v1/sandboxes/abc
-expect_error "PATCH on a sandbox" 405 method_not_allowed
+req token PUT /v1/sandboxes/abc
+expect_error "PUT on a sandbox" 405 method_not_allowed
 req none PUT /v1/sandboxes
 expect_error "wrong method without a token" 405 method_not_allowed
 req token GET '/v1/sandboxes?bogus=1'

@@ -30,6 +30,10 @@
 # at_cleanup "shell command" (host-side fixtures to undo at exit),
 # check_no_leaks "desc" (after pboxd_stop: no mount under $TEST_TMP, no
 # process left in the test cgroup), bail_out "why".
+# Limits: api_exec ID JSON (POST .../exec), require_cgroup_controllers
+# CTL... (skip/fail unless pboxd has them), sandbox_cgroup ID (host path of
+# the sandbox's cgroup), cg_sample FILE OUT / cg_sample_stop OUT (sample a
+# cgroup file in the background; prints the maximum).
 #
 # Also set: PBOXD_PORT (pboxd's port), PBOXD_EXIT_STATUS (after pboxd_stop).
 # check_no_match "desc" ERE ACTUAL is the negation of check_match.
@@ -39,6 +43,7 @@
 # (30 s per CLI call), API_TIMEOUT (60 s per HTTP call),
 # PBOX_EXEC_MAX_TIMEOUTS (3 timed-out pbox_exec calls, then bail out),
 # PBOXD_WRAPPER (a command prefix for pboxd, e.g. "valgrind -q"),
+# PBOX_TEST_TIME_SCALE (1; tscale multiplies durations by it),
 # PBOX_TEST_KEEP=1 (keep $TEST_TMP after cleanup, for debugging).
 #
 # Counters live in this shell: call check* in the test's main shell, not in
@@ -186,6 +191,13 @@ _rand_hex() {
         od -An -N"${1:-4}" -tx1 /dev/urandom | tr -d ' \n'
 }
 
+# tscale SECONDS: SECONDS times PBOX_TEST_TIME_SCALE (default 1; tests/vm
+# sets 4), for durations a test gives the daemon (timeouts, TTLs) and its
+# own waits, which software emulation stretches.
+tscale() {
+        awk -v a="$1" -v s="${PBOX_TEST_TIME_SCALE:-1}" 'BEGIN { printf "%.12g\n", a * s }'
+}
+
 # wait_until SECONDS CMD [ARGS...]: poll CMD every 0.1 s until it succeeds.
 wait_until() {
         _w_deadline=$(($(date +%s) + $1))
@@ -279,7 +291,9 @@ _pboxd_write_config() {
 
 _pboxd_ready() {
         [ -s "$PBOX_TOKEN_FILE" ] || return 1
-        _r_tok=$(cat "$PBOX_TOKEN_FILE" 2>/dev/null) || return 1
+        _r_tok=
+        { read -r _r_tok <"$PBOX_TOKEN_FILE"; } 2>/dev/null
+        [ -n "$_r_tok" ] || return 1
         _r_code=$(curl -sS --noproxy '*' --max-time 2 -o /dev/null -w '%{http_code}' \
                 -H "Authorization: Bearer $_r_tok" "$PBOX_URL/v1/sandboxes" 2>/dev/null) || return 1
         [ "$_r_code" = 200 ]
@@ -447,7 +461,9 @@ api_call() {
         _a_method=$1 _a_path=$2
         shift 2
         _check_loopback_url || return 1
-        _a_tok=$(cat "$PBOX_TOKEN_FILE" 2>/dev/null) || _a_tok=
+        # read, not $(cat): a fork costs ~50 ms under emulation (tests/vm).
+        _a_tok=
+        { read -r _a_tok <"$PBOX_TOKEN_FILE"; } 2>/dev/null
         _a_body=$TEST_TMP/.api.body
         : >"$_a_body"
         API_STATUS=$(curl -sS --noproxy '*' --max-time "$API_TIMEOUT" -o "$_a_body" \
@@ -552,6 +568,59 @@ sandbox_create() {
         return 0
 }
 
+# ---------------------------------------------------------------- cgroup limits
+
+# api_exec ID JSON: POST the exec request JSON to sandbox ID (API_STATUS, API_BODY).
+api_exec() {
+        api_json POST "/v1/sandboxes/$1/exec" "$2"
+}
+
+# require_cgroup_controllers CONTROLLER...: after pboxd_start, stop the test
+# (skip; with CI=true fail) unless pboxd gives sandboxes every CONTROLLER
+# (/healthz "cgroup"."enabled").  Tests that need them carry the line
+# "# needs-cgroup-controllers: ..." so that tests/vm/maybe-vm runs them in
+# the VM on hosts without them.
+require_cgroup_controllers() {
+        api_call GET /healthz || bail_out "GET /healthz failed"
+        _rc_have=" $(json_get '(.cgroup.enabled // []) | join(" ")' 2>/dev/null) "
+        _rc_missing=
+        for _rc_c in "$@"; do
+                case $_rc_have in *" $_rc_c "*) ;; *) _rc_missing="$_rc_missing $_rc_c" ;; esac
+        done
+        [ -z "$_rc_missing" ] ||
+                _skip_or_fail "pboxd has no cgroup controller$_rc_missing here (run it in the VM: tests/vm/run-tests $0)"
+}
+
+# sandbox_cgroup ID: print the host path of sandbox ID's cgroup (the parent
+# of its init's cgroup, read from /proc/PID/cgroup of the record's pid).
+sandbox_cgroup() {
+        _sg_pid=$(curl -sS --noproxy '*' --max-time "$API_TIMEOUT" \
+                -H "Authorization: Bearer $(cat "$PBOX_TOKEN_FILE")" "$PBOX_URL/v1/sandboxes/$1" | jq -r .pid)
+        case $_sg_pid in '' | *[!0-9]*) return 1 ;; esac
+        _sg_cg=$(sed -n 's/^0:://p' "/proc/$_sg_pid/cgroup" 2>/dev/null)
+        [ -n "$_sg_cg" ] || return 1
+        printf '%s%s\n' "$(_cgroup2_root)" "${_sg_cg%/*}"
+}
+
+# cg_sample FILE OUT: in the background, append FILE's first line to OUT
+# every 0.05 s until OUT.stop exists; cg_sample_stop OUT ends it and prints
+# the largest number seen.
+cg_sample() {
+        (
+                while [ ! -e "$2.stop" ]; do
+                        { read -r _cs_v _cs_rest <"$1" && printf '%s\n' "$_cs_v"; } 2>/dev/null
+                        sleep 0.05
+                done
+        ) >>"$2" &
+        _CG_SAMPLER=$!
+}
+cg_sample_stop() {
+        : >"$1.stop"
+        [ -z "${_CG_SAMPLER:-}" ] || wait "$_CG_SAMPLER" 2>/dev/null
+        _CG_SAMPLER=
+        sort -n "$1" | tail -n 1
+}
+
 # ---------------------------------------------------------------- cleanup
 
 # Mount points under $TEST_TMP in our mount namespace, deepest first, decoded.
@@ -597,13 +666,13 @@ _test_cgroup_procs() {
 # what it forked), other than this shell.
 _test_pboxd_procs() {
         [ -n "${PBOXD_CONF:-}" ] || return 0
-        for _pp in /proc/[0-9]*; do
-                _pp_pid=${_pp#/proc/}
-                [ "$_pp_pid" = "$$" ] && continue
-                if { tr '\0' '\n' <"$_pp/cmdline"; } 2>/dev/null | grep -qxF -- "$PBOXD_CONF"; then
-                        printf '%s\n' "$_pp_pid"
-                fi
-        done
+        # One grep for all of /proc (-z: NUL-separated arguments, -x: one
+        # of them is exactly the path; the path comes from a file, so that
+        # grep's own command line does not match): two forks per process
+        # cost seconds under software emulation (tests/vm).
+        printf '%s\n' "$PBOXD_CONF" >"$TEST_TMP/.pboxd-conf.pattern" || return 0
+        grep -alxzF -f "$TEST_TMP/.pboxd-conf.pattern" /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n' |
+                sed -n 's|^/proc/\([0-9]*\)/cmdline$|\1|p' | grep -vx -- "$$"
 }
 
 # check_no_leaks DESC: after pboxd_stop with every sandbox removed, nothing

@@ -4,7 +4,7 @@
 # operations), /healthz and /metrics, against a real pboxd.
 . "$PBOX_SRCDIR/tests/integration/lib.sh"
 pbox_test_init
-pboxd_start "expired_keep_s = 2"
+pboxd_start "expired_keep_s = $(tscale 2)"
 busybox_load
 
 # ---- /v1/run
@@ -31,33 +31,44 @@ check "... and nothing reached the host" test ! -e /etc/pbox-escape
 api_json POST /v1/run '{"image":"busybox","files":[{"path":"/etc/passwd/x","content":"x"}],"argv":["true"]}'
 check_match "a path through a file is refused" '^4[0-9][0-9]$' "$API_STATUS"
 api_json POST /v1/run '{"image":"busybox","argv":["true"],"limits":{"memory":"64M"}}'
-check_eq "resource limits are refused until supported" 422 "$API_STATUS"
+check_eq "an unknown limit is a bad request" 400 "$API_STATUS"
+check_match "... naming the key" "memory" "$(json_get .error.message)"
 api_call GET /v1/sandboxes
 check_eq "every run removed its sandbox" 0 "$(json_get '.sandboxes | length')"
 
 # ---- TTL, idle timeout, keepalive
+# The test waits for the events themselves; the durations it sets scale with
+# PBOX_TEST_TIME_SCALE (tests/vm: every request is ten times slower there).
 api_json POST /v1/sandboxes '{"image":"busybox","ttl_s":1}'
 TTL=$(json_get .id)
 check_match "a TTL shows as expires_at" '^20' "$(json_get .expires_at)"
-api_json POST /v1/sandboxes '{"image":"busybox","idle_timeout_s":2}'
-IDLE=$(json_get .id)
-api_json POST /v1/sandboxes '{"image":"busybox","idle_timeout_s":2}'
-KEPT=$(json_get .id)
-i=0
-while [ $i -lt 6 ]; do
-        sleep 0.5
-        api_call POST "/v1/sandboxes/$KEPT/keepalive"
-        i=$((i + 1))
-done
-check_eq "keepalive answers with the record" running "$(json_get .state)"
-api_call GET "/v1/sandboxes/$TTL"
+ttl_stopped() { api_call GET "/v1/sandboxes/$TTL" && [ "$(json_get .state)" = stopped ]; }
+wait_until "$(tscale 5)" ttl_stopped
 check_eq "the TTL sandbox was stopped on time" "stopped/ttl_expired" "$(json_get '.state + "/" + .stop_reason')"
 check_match "... and the event is in its record" 'ttl_expired' "$(json_get '[.events[].type] | join(" ")')"
-api_call GET "/v1/sandboxes/$IDLE"
+IDLE_S=$(tscale 2)
+api_json POST /v1/sandboxes "{\"image\":\"busybox\",\"idle_timeout_s\":$IDLE_S}"
+IDLE=$(json_get .id)
+api_json POST /v1/sandboxes "{\"image\":\"busybox\",\"idle_timeout_s\":$IDLE_S}"
+KEPT=$(json_get .id)
+KEPT_T0=$(date +%s)
+# Keepalives for KEPT until IDLE (made just before it) has been stopped for
+# idleness and KEPT's own idle timeout has passed too; bounded.
+deadline=$((KEPT_T0 + 4 * IDLE_S + 2))
+while :; do
+        sleep "$(tscale 0.5)"
+        api_call POST "/v1/sandboxes/$KEPT/keepalive"
+        KA_STATE=$(json_get .state)
+        now=$(date +%s)
+        api_call GET "/v1/sandboxes/$IDLE"
+        [ "$(json_get .state)" = stopped ] && [ "$now" -gt $((KEPT_T0 + IDLE_S)) ] && break
+        [ "$now" -lt "$deadline" ] || break
+done
+check_eq "keepalive answers with the record" running "$KA_STATE"
 check_eq "the idle sandbox was stopped" "stopped/idle_expired" "$(json_get '.state + "/" + .stop_reason')"
 api_call GET "/v1/sandboxes/$KEPT"
-check_eq "the sandbox kept alive still runs" running "$(json_get .state)"
-wait_until 6 sh -c "curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $(cat "$PBOX_TOKEN_FILE")' '$PBOX_URL/v1/sandboxes/$TTL' | grep -q 404"
+check_eq "the sandbox kept alive still runs (past its idle timeout)" running "$(json_get .state)"
+wait_until "$(tscale 6)" sh -c "curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer $(cat "$PBOX_TOKEN_FILE")' '$PBOX_URL/v1/sandboxes/$TTL' | grep -q 404"
 api_call GET "/v1/sandboxes/$TTL"
 check_eq "an expired sandbox is removed after expired_keep_s" 404 "$API_STATUS"
 check "... with its state dir" test ! -e "$PBOXD_STATE/sandboxes/$TTL"
@@ -130,7 +141,7 @@ check_match "a tenant cannot list tenants" 'admin token' "$out"
 check "pbox tenant rm removes it" pbox_cli tenant rm dave
 
 # ---- global backpressure: past max_running_execs, 503 with Retry-After
-pboxd_restart "expired_keep_s = 2" "max_running_execs = 1"
+pboxd_restart "expired_keep_s = $(tscale 2)" "max_running_execs = 1"
 api_json POST /v1/sandboxes '{"image":"busybox"}'
 BP=$(json_get .id)
 api_json POST "/v1/sandboxes/$BP/exec" '{"argv":["sleep","30"],"wait":false}'

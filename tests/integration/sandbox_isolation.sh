@@ -292,11 +292,15 @@ check_eq "init runs as uid 100000 on the host" 100000 \
 PIDNS=$(readlink "/proc/$INIT_PID/ns/pid")
 pbox_cli exec "$ID" -- sleep 4 >/dev/null 2>&1 &
 EXEC_BG=$!
+# comm first, with the shell's read: a scan that forks per process takes
+# longer than the sleep under software emulation (tests/vm).
 find_exec_pid() {
         for p in /proc/[0-9]*; do
                 [ "${p#/proc/}" != "$INIT_PID" ] || continue
+                comm=
+                { read -r comm <"$p/comm"; } 2>/dev/null
+                [ "$comm" = sleep ] || continue
                 [ "$(readlink "$p/ns/pid" 2>/dev/null)" = "$PIDNS" ] || continue
-                [ "$(cat "$p/comm" 2>/dev/null)" = sleep ] || continue
                 echo "${p#/proc/}"
                 return 0
         done
