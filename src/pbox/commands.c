@@ -132,7 +132,8 @@ int pbox_cmd_options(const struct pbox_cmd *cmd, int argc, char **argv, const ch
                      const struct option *opts, pbox_opt_fn fn, void *ctx)
 {
         char made[64] = "+:";
-        if (!shortopts) {
+        if (!shortopts || !*shortopts) {
+                bool anywhere = shortopts != NULL;
                 size_t n = 2;
                 for (const struct option *o = opts; o->name; o++) {
                         if (o->flag || o->val <= 0 || o->val > 127 || !isalnum(o->val) || strchr(made, o->val))
@@ -144,7 +145,7 @@ int pbox_cmd_options(const struct pbox_cmd *cmd, int argc, char **argv, const ch
                                 made[n++] = ':';
                         made[n] = '\0';
                 }
-                shortopts = made;
+                shortopts = anywhere ? made + 1 : made;     /* without the '+' */
         }
         opterr = 0;
         int c;
@@ -1723,7 +1724,7 @@ static int cmd_create(struct pbox_cli *cli, const struct pbox_cmd *cmd, int argc
         };
         __attribute__((cleanup(create_opts_done))) struct create_opts co = CREATE_OPTS_INIT;
         struct pbox_error err = PBOX_ERROR_INIT;
-        int r = pbox_cmd_options(cmd, argc, argv, NULL, opts, create_opt, &co);
+        int r = pbox_cmd_options(cmd, argc, argv, PBOX_OPTS_ANYWHERE, opts, create_opt, &co);
         if (r != PBOX_OPTS_DONE)
                 return r;
         if (argc - optind != 1)

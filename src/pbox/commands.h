@@ -69,6 +69,9 @@ typedef int (*pbox_opt_fn)(void *ctx, int c, const char *arg, struct pbox_error 
  * (optind is at the first operand), else the status the command must exit
  * with (0 after the help; cmd->fail_status after a usage error, printed). */
 #define PBOX_OPTS_DONE (-1)
+/* As shortopts: made from opts like NULL, but options may follow operands
+ * (for commands whose operands are not a command line, such as create). */
+#define PBOX_OPTS_ANYWHERE ""
 int pbox_cmd_options(const struct pbox_cmd *cmd, int argc, char **argv, const char *shortopts,
                      const struct option *opts, pbox_opt_fn fn, void *ctx);
 

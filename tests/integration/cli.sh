@@ -438,6 +438,20 @@ check_eq "on one line" 1 "$(lines "$CLI_ERR")"
 run_cli --url "127.0.0.1:$PBOXD_PORT" ls
 check_eq "a URL without scheme is refused" 1 "$CLI_RC"
 
+# ---------------------------------------------------------------- limits (this host: 422 where a controller is missing)
+run_cli create "$IMGNAME" --name cli-late-opts
+check_eq "create takes options after IMAGE" 0 "$CLI_RC"
+run_cli inspect cli-late-opts
+check_match "... and applies them" '"name": *"cli-late-opts"' "$CLI_OUT"
+run_cli create --memory 64X "$IMGNAME"
+check_eq "a bad size is refused before any request" 1 "$CLI_RC"
+check_match "... naming the flag" 'memory' "$CLI_ERR"
+run_cli health
+check_eq "pbox health exits 0" 0 "$CLI_RC"
+check_match "pbox health names the controllers" '^(controllers|missing): ' "$CLI_OUT"
+run_cli rm -f cli-late-opts
+check_eq "rm -f of the sandbox" 0 "$CLI_RC"
+
 # ---------------------------------------------------------------- image rm
 run_cli image rm "$IMGNAME"
 check_eq "image rm by a name with '/' and ':'" 0 "$CLI_RC"
