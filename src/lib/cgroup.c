@@ -812,8 +812,7 @@ int64_t cgroup_parse_io_stat(const char *text, const char *key)
         return sum;
 }
 
-/* A file holding one number; -1 when the file is absent or unreadable. */
-static int64_t read_single(int cgroup_fd, const char *name)
+int64_t cgroup_read_number(int cgroup_fd, const char *name)
 {
         _cleanup_free_ char *text = NULL;
         if (read_cgroup_file(cgroup_fd, name, &text) < 0)
@@ -825,7 +824,7 @@ static int64_t read_single(int cgroup_fd, const char *name)
         return v;
 }
 
-static int64_t read_keyed(int cgroup_fd, const char *name, const char *key)
+int64_t cgroup_read_keyed(int cgroup_fd, const char *name, const char *key)
 {
         _cleanup_free_ char *text = NULL;
         int64_t v;
@@ -840,8 +839,8 @@ int cgroup_read_usage(int cgroup_fd, struct cgroup_usage *ret, struct pbox_error
         int r = cgroup_cpu_usage(cgroup_fd, &u.cpu_usage_us, &u.cpu_user_us, &u.cpu_system_us, err);
         if (r < 0)
                 return r;
-        u.memory_current_bytes = read_single(cgroup_fd, "memory.current");
-        u.memory_peak_bytes = read_single(cgroup_fd, "memory.peak");
+        u.memory_current_bytes = cgroup_read_number(cgroup_fd, "memory.current");
+        u.memory_peak_bytes = cgroup_read_number(cgroup_fd, "memory.peak");
         _cleanup_free_ char *events = NULL;
         u.oom_events = u.oom_kills = -1;
         if (read_cgroup_file(cgroup_fd, "memory.events", &events) == 0) {
@@ -851,9 +850,9 @@ int cgroup_read_usage(int cgroup_fd, struct cgroup_usage *ret, struct pbox_error
                 if (cgroup_parse_keyed(events, "oom_kill", &v) == 0)
                         u.oom_kills = v;
         }
-        u.pids_current = read_single(cgroup_fd, "pids.current");
-        u.pids_peak = read_single(cgroup_fd, "pids.peak");
-        u.pids_max_hits = read_keyed(cgroup_fd, "pids.events", "max");
+        u.pids_current = cgroup_read_number(cgroup_fd, "pids.current");
+        u.pids_peak = cgroup_read_number(cgroup_fd, "pids.peak");
+        u.pids_max_hits = cgroup_read_keyed(cgroup_fd, "pids.events", "max");
         _cleanup_free_ char *io = NULL;
         if (read_cgroup_file(cgroup_fd, "io.stat", &io) == 0) {
                 u.io_read_bytes = cgroup_parse_io_stat(io, "rbytes");

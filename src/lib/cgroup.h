@@ -127,6 +127,11 @@ int cgroup_set_io_max(int cgroup_fd, unsigned major, unsigned minor, int64_t rbp
  * overlay, 9p, a device-mapper stack we cannot see through). */
 int cgroup_block_device_of(const char *path, unsigned *ret_major, unsigned *ret_minor, struct pbox_error *err);
 
+/* One figure of cgroup_fd: a file holding one number ("max" is
+ * CGROUP_UNLIMITED), or the value of key in a flat-keyed file; -1 when the
+ * file or key is absent or unreadable. */
+int64_t cgroup_read_number(int cgroup_fd, const char *name);
+int64_t cgroup_read_keyed(int cgroup_fd, const char *name, const char *key);
 /* Read every usage figure of cgroup_fd (files that are absent give -1). */
 int cgroup_read_usage(int cgroup_fd, struct cgroup_usage *ret, struct pbox_error *err);
 /* Parse helpers, exposed for unit tests: the value of `key` in a flat-keyed

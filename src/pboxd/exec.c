@@ -142,43 +142,6 @@ bool exec_any_running(const struct sandbox *sb)
         return false;
 }
 
-/* Read a small cgroup file of dirfd into buf (NUL-terminated). */
-static int cg_read(int dirfd, const char *name, char *buf, size_t size)
-{
-        _cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        ssize_t n = pread(fd, buf, size - 1, 0);
-        if (n < 0)
-                return -errno;
-        buf[n] = '\0';
-        return 0;
-}
-
-/* A single number (pids.current): -1 when absent or unreadable. */
-static int64_t cg_read_int(int dirfd, const char *name)
-{
-        char buf[64];
-        if (cg_read(dirfd, name, buf, sizeof buf) < 0)
-                return -1;
-        char *end = NULL;
-        errno = 0;
-        long long v = strtoll(buf, &end, 10);
-        if (errno || end == buf || v < 0)
-                return -1;
-        return (int64_t) v;
-}
-
-/* The value of key in a flat-keyed file (pids.events): -1 when absent. */
-static int64_t cg_read_keyed(int dirfd, const char *name, const char *key)
-{
-        char buf[1024];
-        int64_t v;
-        if (cg_read(dirfd, name, buf, sizeof buf) < 0 || cgroup_parse_keyed(buf, key, &v) < 0)
-                return -1;
-        return v;
-}
-
 static unsigned exec_ncpus(void)
 {
         static unsigned n;
@@ -426,7 +389,7 @@ static void sample_pids(struct exec *ex)
 {
         if (!ex->poll_pids || ex->cg_fd < 0)
                 return;
-        int64_t n = cg_read_int(ex->cg_fd, "pids.current");
+        int64_t n = cgroup_read_number(ex->cg_fd, "pids.current");
         if (n > ex->pids_sampled)
                 ex->pids_sampled = n;
 }
@@ -533,7 +496,7 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
         struct cgroup_usage u;
         exec_read_usage(ex, &u);
         int64_t sb_hits = ex->sb_pids_max_start >= 0 && sb->cgroup_fd >= 0 ?
-                                  cg_read_keyed(sb->cgroup_fd, "pids.events", "max") : -1;
+                                  cgroup_read_keyed(sb->cgroup_fd, "pids.events", "max") : -1;
         /* A fork refused by the exec's pids.max or the sandbox's (kernels
          * count it in the forking cgroup, or from the limiting one up). */
         bool pids_hit = u.pids_max_hits > 0 || (sb_hits >= 0 && sb_hits > ex->sb_pids_max_start);
@@ -932,7 +895,7 @@ void exec_start(struct core *core, struct sandbox *sb, struct exec_params *p, st
         /* Starting figures: forks refused so far under the sandbox's own
          * pids.max; whether pids.current must be sampled for a peak. */
         if (sb->cgroup_fd >= 0)
-                ex->sb_pids_max_start = cg_read_keyed(sb->cgroup_fd, "pids.events", "max");
+                ex->sb_pids_max_start = cgroup_read_keyed(sb->cgroup_fd, "pids.events", "max");
         ex->poll_pids = faccessat(ex->cg_fd, "pids.current", F_OK, 0) == 0 &&
                         faccessat(ex->cg_fd, "pids.peak", F_OK, 0) < 0;
         struct spawn_exec_config ec = {

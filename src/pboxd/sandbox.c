@@ -1143,12 +1143,8 @@ static void sandbox_expire(struct sandbox *sb, const char *cause, const char *me
  * second, and whenever usage is read). */
 static void sample_pids(struct sandbox *sb)
 {
-        _cleanup_free_ char *text = NULL;
-        if (util_read_file_at(sb->cgroup_fd, "pids.current", 64, &text, NULL, NULL) < 0)
-                return;
-        char *end = NULL;
-        long long v = strtoll(text, &end, 10);
-        if (end != text && v > sb->pids_peak_sampled)
+        int64_t v = cgroup_read_number(sb->cgroup_fd, "pids.current");
+        if (v > sb->pids_peak_sampled)
                 sb->pids_peak_sampled = v;
 }
 
