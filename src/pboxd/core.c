@@ -159,13 +159,21 @@ static int status_from_errno(int code, const char **slug)
         }
 }
 
-void request_fail(struct request *req, const struct pbox_error *err)
+json_t *request_fail_body(const struct pbox_error *err, int *ret_status)
 {
         const char *slug;
         int status = status_from_errno(err->code, &slug);
         if (status >= 500)
                 log_error("request failed: %s", err->message);
-        request_error(req, status, slug, "%s", err->message[0] ? err->message : "internal error");
+        *ret_status = status;
+        return error_body(slug, err->message[0] ? err->message : "internal error");
+}
+
+void request_fail(struct request *req, const struct pbox_error *err)
+{
+        int status;
+        json_t *body = request_fail_body(err, &status);
+        request_respond(req, status, body);
 }
 
 /* ---- validation helpers ------------------------------------------------- */

@@ -107,6 +107,8 @@ int core_run_worker(struct core *core, struct request *req, const char *what,
 
 /* Map a library error to an HTTP status and answer with it. */
 void request_fail(struct request *req, const struct pbox_error *err);
+/* The status and body request_fail would send (logs a 5xx as it would). */
+json_t *request_fail_body(const struct pbox_error *err, int *ret_status);
 
 int core_init(struct core *core, struct pboxd_config *cfg, int control_fd, pid_t api_pid,
               struct pbox_error *err);

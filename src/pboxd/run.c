@@ -6,7 +6,8 @@
  * root before any process but its init has run in it, so nothing inside can
  * race the writes; every component is opened with O_NOFOLLOW, so a symlink
  * in the image is refused rather than followed.  The steps then chain through
- * exec completion callbacks; the sandbox is discarded at the end.
+ * exec completion callbacks; the sandbox is discarded at the end, and the
+ * answer sent once it is gone (a listing right after never shows it).
  *
  * Limits: "limits" (the sandbox's, as in POST /v1/sandboxes) goes with the
  * create body; "cpu_limit_ms", "memory_bytes" and "pids" are the run step's
@@ -152,8 +153,7 @@ static void run_finish(struct run *r, json_t *run_result)
                 json_object_set(out, "compile", r->compile_result);
         if (run_result)
                 json_object_set(out, "run", run_result);
-        request_respond(r->req, 200, out);
-        sandbox_discard(r->sb);
+        sandbox_discard_then_respond(r->sb, r->req, 200, out);
         run_free(r);
 }
 
@@ -229,9 +229,11 @@ void run_op(struct core *core, struct request *req, json_t *body)
                 return;
         }
         if (files && json_is_array(files) && run_write_files(core, r->sb, files, &err) < 0) {
-                sandbox_discard(r->sb);
+                int status;
+                json_t *reply = request_fail_body(&err, &status);
+                sandbox_discard_then_respond(r->sb, req, status, reply);
                 run_free(r);
-                return request_fail(req, &err);
+                return;
         }
         req->deferred = true;
         sandbox_touch(r->sb);

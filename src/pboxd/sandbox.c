@@ -312,6 +312,8 @@ static void sandbox_free(struct sandbox *sb)
         free(sb->rootfs);
         free(sb->stop_waiters.v);
         free(sb->remove_waiters.v);
+        if (sb->discard_req) /* pboxd is exiting: the answer is still true */
+                request_respond(sb->discard_req, sb->discard_status, sb->discard_reply);
         int fds[] = { sb->init_watch.fd, sb->pidns_fd, sb->cgroup_fd, sb->work_cgroup_fd, sb->stop_tick.fd,
                       sb->ns_fds[0], sb->ns_fds[1], sb->ns_fds[2], sb->ns_fds[3], sb->ns_fds[4], sb->ns_fds[5] };
         for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
@@ -758,6 +760,17 @@ void sandbox_discard(struct sandbox *sb)
                 sandbox_begin_stop(sb, 0, SIGKILL);
 }
 
+void sandbox_discard_then_respond(struct sandbox *sb, struct request *req, int status, json_t *reply)
+{
+        if (sb->discard_req) /* one answer per sandbox; never expected */
+                request_respond(sb->discard_req, sb->discard_status, sb->discard_reply);
+        req->deferred = true;
+        sb->discard_req = req;
+        sb->discard_status = status;
+        sb->discard_reply = reply;
+        sandbox_discard(sb);
+}
+
 void sandbox_op_list(struct core *core, struct request *req)
 {
         json_t *arr = json_array();
@@ -903,6 +916,11 @@ void sandbox_maybe_finish_removal(struct sandbox *sb)
                                       sb->id);
                 else
                         request_respond(sb->remove_waiters.v[i], 200, json_pack("{s:s}", "removed", sb->id));
+        }
+        if (sb->discard_req) {
+                request_respond(sb->discard_req, sb->discard_status, sb->discard_reply);
+                sb->discard_req = NULL;
+                sb->discard_reply = NULL;
         }
         log_info("sandbox %s removed", sb->id);
         sandbox_free(sb);

@@ -65,6 +65,9 @@ struct sandbox {
         json_t *last_usage;             /* usage read when init exited (stopped sandboxes) */
         int64_t pids_peak_sampled;      /* highest pids.current seen, where the kernel lacks pids.peak */
         bool disk_tmpfs;                /* writable layer in a tmpfs at STATE_DIR/sandboxes/<id>/rw */
+        struct request *discard_req;    /* answered with discard_reply once the sandbox is gone */
+        int discard_status;
+        json_t *discard_reply;
 };
 
 /* Finds a sandbox the current caller may see (all, for the admin). */
@@ -92,6 +95,9 @@ int sandbox_recover_all(struct core *core, struct pbox_error *err);
 struct sandbox *sandbox_create_from_body(struct core *core, struct request *req, json_t *body);
 /* Kill and remove a sandbox without a request waiting for it. */
 void sandbox_discard(struct sandbox *sb);
+/* Kill and remove a sandbox, then answer req with status and reply (taken):
+ * a one-shot run's caller never sees its sandbox still listed. */
+void sandbox_discard_then_respond(struct sandbox *sb, struct request *req, int status, json_t *reply);
 void sandbox_op_create(struct core *core, struct request *req, json_t *body);
 void sandbox_op_list(struct core *core, struct request *req);
 void sandbox_op_get(struct core *core, struct request *req, const char *id);
