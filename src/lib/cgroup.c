@@ -303,7 +303,10 @@ int cgroup_manager_open_full(const char *name, enum cgroup_delegation delegation
          * namespace (a container's delegated cgroup) has one. */
         bool at_true_root = !*own_rel && faccessat(own_fd, "cgroup.type", F_OK, 0) < 0;
 
-        /* A daemon restarted in place already sits in <own>/supervisor. */
+        /* A daemon restarted in place (or started by systemd with
+         * DelegateSubgroup=supervisor) already sits in <own>/supervisor. */
+        bool supervisor_leaf = false;
+        _cleanup_free_ char *placement = NULL;
         char *last = strrchr(own_rel, '/');
         const char *leaf = last ? last + 1 : own_rel;
         if (delegation != CGROUP_DELEGATION_NO && !strcmp(leaf, "supervisor")) {
@@ -319,6 +322,7 @@ int cgroup_manager_open_full(const char *name, enum cgroup_delegation delegation
                         close(own_fd);
                         own_fd = TAKE_FD(pfd);
                         at_true_root = false;
+                        supervisor_leaf = true;
                 }
         }
 
@@ -334,7 +338,20 @@ int cgroup_manager_open_full(const char *name, enum cgroup_delegation delegation
                 delegated = false;
                 break;
         default:
-                delegated = !at_true_root && cgroup_has_delegate_xattr(own_fd);
+                /* Delegated only where a restart finds the same layout: in
+                 * <own>/supervisor (systemd >= 254 with DelegateSubgroup=
+                 * starts us there; the branch above took us to the parent).
+                 * systemd without it starts every new main process in the
+                 * unit's own cgroup, which the kernel refuses (EBUSY, the
+                 * unit fails with 219/CGROUP) once controllers are enabled
+                 * there for children: so a unit root stays a leaf and the
+                 * subtree goes beside it. */
+                delegated = supervisor_leaf;
+                if (!delegated && !at_true_root && cgroup_has_delegate_xattr(own_fd))
+                        placement = util_xasprintf("cgroup /%s is delegated, but pboxd runs in it rather than in a "
+                                                   "'supervisor' leaf below it (systemd < 254 ignores "
+                                                   "DelegateSubgroup=): sandboxes go beside it, so that systemd can "
+                                                   "start pboxd there again", own_rel);
                 break;
         }
 
@@ -388,6 +405,7 @@ int cgroup_manager_open_full(const char *name, enum cgroup_delegation delegation
         m->has_kill = faccessat(fd, "cgroup.kill", F_OK, 0) == 0;
         m->enabled = read_controllers_at(fd, "cgroup.subtree_control");
         m->enable_error = TAKE_PTR(note);
+        m->placement_note = TAKE_PTR(placement);
         _cleanup_free_ char *ctl = NULL;
         m->controllers = read_cgroup_file(fd, "cgroup.controllers", &ctl) >= 0 ? TAKE_PTR(ctl) : util_xstrdup("");
         m->controllers[strcspn(m->controllers, "\n")] = '\0';
@@ -419,6 +437,7 @@ void cgroup_manager_free(struct cgroup_manager *mgr)
         free(mgr->base_path);
         free(mgr->controllers);
         free(mgr->enable_error);
+        free(mgr->placement_note);
         free(mgr);
 }
 

@@ -9,12 +9,18 @@
  * nodes (no-internal-processes rule).
  *
  * Where the subtree is:
- *   - delegated (systemd Delegate=yes: the daemon's own cgroup carries the
- *     trusted.delegate or user.delegate xattr, or the caller says so): the
- *     daemon's processes move into <own>/supervisor (a leaf) and the subtree
- *     is <own>/<name>;
- *   - otherwise (run by hand): <parent of own>/<name>, beside the daemon's
- *     own cgroup; controllers are enabled from the mount root down to it.
+ *   - delegated: the daemon runs in <own>/supervisor, a leaf, where systemd
+ *     (>= 254, Delegate=yes with DelegateSubgroup=supervisor) starts it and
+ *     where an earlier run moved it, and <own> carries the trusted.delegate
+ *     or user.delegate xattr; or the caller says so (CGROUP_DELEGATION_YES,
+ *     e.g. the root of a container's cgroup namespace), and the daemon's
+ *     processes move into <own>/supervisor.  The subtree is <own>/<name>;
+ *   - otherwise: <parent of own>/<name>, beside the daemon's own cgroup;
+ *     controllers are enabled from the mount root down to it.  This includes
+ *     a delegated unit cgroup that systemd (< 254: no DelegateSubgroup=)
+ *     started the daemon in: enabling controllers there would make systemd's
+ *     next start of the daemon fail (the kernel refuses a process in a cgroup
+ *     with controllers enabled for its children), so it stays a leaf.
  * Controllers that cannot be enabled are simply absent from `enabled`: the
  * daemon decides what a missing controller means. */
 #pragma once
@@ -39,6 +45,8 @@ struct cgroup_manager {
         bool has_swap;          /* memory.swap.max exists (probed) */
         char *enable_error;     /* why a wanted controller could not be enabled on
                                  * some level (first refusal), or NULL; for the log */
+        char *placement_note;   /* why the subtree is not where one would expect
+                                 * (a delegated cgroup not used), or NULL; for the log */
 };
 
 /* Controllers pbox uses. */

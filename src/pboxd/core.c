@@ -686,6 +686,10 @@ static void log_cgroup_controllers(struct core *core)
         }
         log_info("cgroup subtree %s%s (controllers: %s)", m->base_path, m->delegated ? " (delegated)" : "",
                  m->controllers[0] ? m->controllers : "none");
+        if (m->placement_note)
+                log_notice("%s", m->placement_note);
+        if (m->enable_error)
+                log_info("enabling controllers: %s", m->enable_error);
         log_info("cgroup controllers for sandboxes: %s; missing: %s", enabled[0] ? enabled : "none",
                  missing[0] ? missing : "none");
         if (missing[0] && core->cfg->allow_unenforced_limits)
