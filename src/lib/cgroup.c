@@ -507,7 +507,9 @@ static int kill_tree(int cgroup_fd, int depth)
         }
         if (depth > 32)
                 return count;
-        int dfd = fcntl(cgroup_fd, F_DUPFD_CLOEXEC, 3);
+        /* Not a dup: that would share (and leave at the end) the directory
+         * offset of cgroup_fd, and the next walk would see no children. */
+        int dfd = openat(cgroup_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return count;
         DIR *d = fdopendir(dfd);
@@ -852,6 +854,60 @@ int64_t cgroup_read_keyed(int cgroup_fd, const char *name, const char *key)
         return v;
 }
 
+/* Refused forks counted in this cgroup alone: pids.events.local where the
+ * kernel has it (there pids.events counts, hierarchically, where a limit
+ * was hit), else pids.events, which older kernels count in the cgroup of the
+ * process whose fork failed.  -1: neither file. */
+static int64_t forks_refused_local(int cgroup_fd)
+{
+        int64_t v = cgroup_read_keyed(cgroup_fd, "pids.events.local", "max");
+        return v >= 0 ? v : cgroup_read_keyed(cgroup_fd, "pids.events", "max");
+}
+
+/* Sum of forks_refused_local over the subtree below dirfd (bounded: a
+ * sandbox cannot make the daemon walk without end). */
+static int64_t forks_refused_below(int dirfd, int depth, unsigned *budget)
+{
+        if (depth <= 0)
+                return 0;
+        /* A new open file description: a dup would share (and move) the
+         * directory offset of dirfd, which the daemon keeps open. */
+        int dfd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return 0;
+        DIR *d = fdopendir(dfd);
+        if (!d) {
+                close(dfd);
+                return 0;
+        }
+        int64_t sum = 0;
+        struct dirent *de;
+        while ((de = readdir(d)) && *budget > 0) {
+                if (de->d_type != DT_DIR || de->d_name[0] == '.')
+                        continue;
+                (*budget)--;
+                int cfd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                if (cfd < 0)
+                        continue;
+                int64_t v = forks_refused_local(cfd);
+                if (v > 0)
+                        sum += v;
+                sum += forks_refused_below(cfd, depth - 1, budget);
+                close(cfd);
+        }
+        closedir(d);
+        return sum;
+}
+
+int64_t cgroup_forks_refused(int cgroup_fd)
+{
+        int64_t own = forks_refused_local(cgroup_fd);
+        if (own < 0)
+                return -1;
+        unsigned budget = 4096;
+        return own + forks_refused_below(cgroup_fd, 4, &budget);
+}
+
 int cgroup_read_usage(int cgroup_fd, struct cgroup_usage *ret, struct pbox_error *err)
 {
         struct cgroup_usage u = { 0 };
@@ -871,7 +927,7 @@ int cgroup_read_usage(int cgroup_fd, struct cgroup_usage *ret, struct pbox_error
         }
         u.pids_current = cgroup_read_number(cgroup_fd, "pids.current");
         u.pids_peak = cgroup_read_number(cgroup_fd, "pids.peak");
-        u.pids_max_hits = cgroup_read_keyed(cgroup_fd, "pids.events", "max");
+        u.pids_max_hits = cgroup_forks_refused(cgroup_fd);
         _cleanup_free_ char *io = NULL;
         if (read_cgroup_file(cgroup_fd, "io.stat", &io) == 0) {
                 u.io_read_bytes = cgroup_parse_io_stat(io, "rbytes");

@@ -79,7 +79,7 @@ struct cgroup_usage {
         int64_t oom_kills;              /* memory.events "oom_kill" */
         int64_t pids_current;           /* pids.current */
         int64_t pids_peak;              /* pids.peak */
-        int64_t pids_max_hits;          /* pids.events "max": forks refused */
+        int64_t pids_max_hits;          /* forks refused in it and below (cgroup_forks_refused) */
         int64_t io_read_bytes;          /* io.stat rbytes, summed over devices */
         int64_t io_write_bytes;         /* io.stat wbytes, summed over devices */
 };
@@ -140,6 +140,11 @@ int cgroup_block_device_of(const char *path, unsigned *ret_major, unsigned *ret_
  * file or key is absent or unreadable. */
 int64_t cgroup_read_number(int cgroup_fd, const char *name);
 int64_t cgroup_read_keyed(int cgroup_fd, const char *name, const char *key);
+/* Forks refused (pids limits, its own or an ancestor's) to processes of
+ * cgroup_fd and the cgroups below it: the sum of their local counts
+ * (pids.events.local, or pids.events where the kernel counts there), so that
+ * the figure means the same on every kernel.  -1 without the pids controller. */
+int64_t cgroup_forks_refused(int cgroup_fd);
 /* Read every usage figure of cgroup_fd (files that are absent give -1). */
 int cgroup_read_usage(int cgroup_fd, struct cgroup_usage *ret, struct pbox_error *err);
 /* Parse helpers, exposed for unit tests: the value of `key` in a flat-keyed

@@ -73,7 +73,6 @@ struct exec {
         struct watch poll;              /* timerfd: cpu_limit_ms checks and pids samples */
         bool poll_pids;                 /* sample pids.current (the kernel has no pids.peak) */
         int64_t pids_sampled;           /* highest pids.current seen; -1: not sampled */
-        int64_t sb_pids_max_start;      /* the sandbox cgroup's pids.events "max" at the start; -1: none */
         json_t *result;
         struct request *waiter;
         struct reqlist streams;
@@ -495,11 +494,10 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
 
         struct cgroup_usage u;
         exec_read_usage(ex, &u);
-        int64_t sb_hits = ex->sb_pids_max_start >= 0 && sb->cgroup_fd >= 0 ?
-                                  cgroup_read_keyed(sb->cgroup_fd, "pids.events", "max") : -1;
-        /* A fork refused by the exec's pids.max or the sandbox's (kernels
-         * count it in the forking cgroup, or from the limiting one up). */
-        bool pids_hit = u.pids_max_hits > 0 || (sb_hits >= 0 && sb_hits > ex->sb_pids_max_start);
+        /* A fork of one of its processes refused, by the exec's pids.max or
+         * the sandbox's: counted where the fork failed, so a concurrent
+         * exec's refused forks are not this one's. */
+        bool pids_hit = u.pids_max_hits > 0;
 
         json_t *res = json_object();
         const char *status;
@@ -569,8 +567,10 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
                 close(ex->cg_fd);
                 ex->cg_fd = -1;
         }
-        /* Processes the command left running (daemons) keep its cgroup; it goes with the sandbox. */
-        unlinkat(core->cgroups->base_fd, ex->cg_rel, AT_REMOVEDIR);
+        /* Processes the command left running (daemons) keep its cgroup; it goes with the sandbox.
+         * Gone, its refused forks stay counted in the sandbox's figure. */
+        if (unlinkat(core->cgroups->base_fd, ex->cg_rel, AT_REMOVEDIR) == 0 && u.pids_max_hits > 0)
+                sandbox_add_forks_refused(sb, u.pids_max_hits);
         exec_save(ex);
         metrics_observe_exec(ex->ended_ms - ex->started_ms, status);
         log_debug("sandbox %s: exec %s ended: %s", sb->id, ex->eid, status);
@@ -854,7 +854,7 @@ void exec_start(struct core *core, struct sandbox *sb, struct exec_params *p, st
         ex->sb = sb;
         ex->cg_fd = -1;
         ex->proc.fd = ex->out_w.fd = ex->err_w.fd = ex->in_w.fd = ex->timer.fd = ex->poll.fd = -1;
-        ex->pids_sampled = ex->sb_pids_max_start = -1;
+        ex->pids_sampled = -1;
         limits_exec_init(&ex->limits);
         util_random_hex(ex->eid, 8);
         ex->argv = TAKE_PTR(p->argv);
@@ -892,10 +892,7 @@ void exec_start(struct core *core, struct sandbox *sb, struct exec_params *p, st
                 limits_failed = true;
                 goto fail;
         }
-        /* Starting figures: forks refused so far under the sandbox's own
-         * pids.max; whether pids.current must be sampled for a peak. */
-        if (sb->cgroup_fd >= 0)
-                ex->sb_pids_max_start = cgroup_read_keyed(sb->cgroup_fd, "pids.events", "max");
+        /* Whether pids.current must be sampled for a peak. */
         ex->poll_pids = faccessat(ex->cg_fd, "pids.current", F_OK, 0) == 0 &&
                         faccessat(ex->cg_fd, "pids.peak", F_OK, 0) < 0;
         struct spawn_exec_config ec = {
@@ -1145,7 +1142,7 @@ void exec_recover(struct core *core, struct sandbox *sb)
                 ex->sb = sb;
                 ex->cg_fd = -1;
                 ex->proc.fd = ex->out_w.fd = ex->err_w.fd = ex->in_w.fd = ex->timer.fd = ex->poll.fd = -1;
-                ex->pids_sampled = ex->sb_pids_max_start = -1;
+                ex->pids_sampled = -1;
                 limits_exec_init(&ex->limits);
                 memcpy(ex->eid, de->d_name, 16);
                 ex->argv = argv;

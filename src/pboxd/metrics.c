@@ -102,7 +102,7 @@ static void render_sandbox_usage(struct core *core, FILE *f)
         } *rows = util_xcalloc(n ? n : 1, sizeof *rows);
         size_t k = 0;
         for (struct sandbox *sb = core->sandboxes; sb && k < n; sb = sb->next)
-                if (sb->state == SB_RUNNING && sb->cgroup_fd >= 0 && cgroup_read_usage(sb->cgroup_fd, &rows[k].u, NULL) == 0)
+                if (sb->state == SB_RUNNING && sandbox_read_cgroup_usage(sb, &rows[k].u) == 0)
                         rows[k++].id = sb->id;
         for (size_t i = 0; i < ARRAY_SIZE(fam); i++) {
                 fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", fam[i].name, fam[i].help, fam[i].name, fam[i].type);

@@ -186,17 +186,36 @@ static json_t *limits_state_json(const struct sandbox_limits *l)
         return j;
 }
 
+static int sandbox_save(struct sandbox *sb);
+
+int sandbox_read_cgroup_usage(struct sandbox *sb, struct cgroup_usage *ret)
+{
+        struct cgroup_usage u;
+        if (sb->cgroup_fd < 0 || cgroup_read_usage(sb->cgroup_fd, &u, NULL) < 0)
+                return -1;
+        if (u.pids_current > sb->pids_peak_sampled)
+                sb->pids_peak_sampled = u.pids_current;
+        if (u.pids_peak < 0)
+                u.pids_peak = sb->pids_peak_sampled;
+        if (u.pids_max_hits >= 0)
+                u.pids_max_hits += sb->forks_refused_ended;
+        *ret = u;
+        return 0;
+}
+
+void sandbox_add_forks_refused(struct sandbox *sb, int64_t n)
+{
+        sb->forks_refused_ended += n;
+        sandbox_save(sb);
+}
+
 /* Usage of the sandbox's cgroup now (running), with the bytes of its
  * writable layer where that is cheap to know (a tmpfs). */
 static json_t *read_usage(struct sandbox *sb)
 {
         struct cgroup_usage u;
-        if (sb->cgroup_fd < 0 || cgroup_read_usage(sb->cgroup_fd, &u, NULL) < 0)
+        if (sandbox_read_cgroup_usage(sb, &u) < 0)
                 return NULL;
-        if (u.pids_current > sb->pids_peak_sampled)
-                sb->pids_peak_sampled = u.pids_current;
-        if (u.pids_peak < 0)
-                u.pids_peak = sb->pids_peak_sampled;
         json_t *j = limits_usage_to_json(&u);
         uint64_t disk = 0;
         if (sb->disk_tmpfs && sandbox_disk_usage(sb, 0, &disk, NULL) == 0)
@@ -281,6 +300,8 @@ static int sandbox_save(struct sandbox *sb)
                 json_object_set_new(j, "unenforced_limits", json_deep_copy(sb->unenforced));
         if (sb->last_usage)
                 json_object_set_new(j, "last_usage", json_deep_copy(sb->last_usage));
+        if (sb->forks_refused_ended > 0)
+                json_object_set_new(j, "forks_refused_ended", json_integer((json_int_t) sb->forks_refused_ended));
         _cleanup_free_ char *text = json_dumps(j, JSON_INDENT(2));
         json_decref(j);
         struct pbox_error err = PBOX_ERROR_INIT;
@@ -1024,6 +1045,9 @@ static int sandbox_load_record(struct core *core, const char *id, struct sandbox
         json_t *last = json_object_get(j, "last_usage");
         if (json_is_object(last))
                 sb->last_usage = json_deep_copy(last);
+        int64_t refused = 0;
+        if (json_get_int(j, "forks_refused_ended", false, 0, INT64_MAX, &refused, NULL) == 0)
+                sb->forks_refused_ended = refused;
         sb->rootfs = util_xasprintf("%s/%s/rootfs", core->runtime_sandboxes, id);
         *ret = sb;
         return 0;

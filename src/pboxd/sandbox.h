@@ -65,6 +65,7 @@ struct sandbox {
         json_t *last_usage;             /* usage read when init exited (stopped sandboxes) */
         int64_t pids_peak_sampled;      /* highest pids.current seen, where the kernel lacks pids.peak */
         bool disk_tmpfs;                /* writable layer in a tmpfs at STATE_DIR/sandboxes/<id>/rw */
+        int64_t forks_refused_ended;    /* refused forks of execs whose cgroups are gone (persisted) */
         struct request *discard_req;    /* answered with discard_reply once the sandbox is gone */
         int discard_status;
         json_t *discard_reply;
@@ -81,6 +82,11 @@ bool sandbox_exec_admissible(struct core *core, struct request *req);
 char **sandbox_env_merge(char **base, char **over);
 /* Called by exec.c when an exec ends: a pending removal may now proceed. */
 void sandbox_maybe_finish_removal(struct sandbox *sb);
+/* Usage of the sandbox's cgroup (running), with the pids peak sampled where
+ * the kernel keeps none and the refused forks of ended execs; -1: none. */
+int sandbox_read_cgroup_usage(struct sandbox *sb, struct cgroup_usage *ret);
+/* Called by exec.c when an exec's cgroup, with n refused forks, is removed. */
+void sandbox_add_forks_refused(struct sandbox *sb, int64_t n);
 /* Note activity (an exec, a keepalive): resets the idle timer. */
 void sandbox_touch(struct sandbox *sb);
 /* Start the once-a-second check of TTLs and idle timeouts. */

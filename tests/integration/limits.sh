@@ -121,10 +121,20 @@ check "... the sandbox never held more than 64 pids (max seen: $PMAX)" test "${P
 check "... it did reach the limit (max seen >= 32)" test "${PMAX:-0}" -ge 32
 check "... pboxd is fine" pboxd_fine
 check "... the sandbox runs the next command" alive
-# A bounded spawner that exits when a fork is refused: status pids_limit.
+api_call GET "/v1/sandboxes/$SB"
+check "... the sandbox's record counts the refused forks (usage.pids_limit_hits $(json_get .usage.pids_limit_hits))" \
+        test "$(json_get '.usage.pids_limit_hits // 0')" -ge 1
+# A bounded spawner that exits when a fork is refused: status pids_limit;
+# an exec running beside it, failing on its own, is not blamed for it.
+api_exec "$SB" "{\"argv\":[\"sh\",\"-c\",\"sleep $(tscale 2); exit 3\"],\"wait\":false}"
+BESIDE=$(json_get .id)
 api_exec "$SB" "$(jq -n --arg s "$(spawn 100 3)" '{argv: ["sh", "-c", $s]}')"
 check_eq "100 background sleeps under pids 64: status pids_limit" pids_limit "$(json_get .status)"
 check_match "... the shell saw the refused fork" "can't fork|Resource temporarily unavailable" "$(json_get .stderr)"
+beside_done() { api_call GET "/v1/sandboxes/$SB/execs/$BESIDE" && [ "$(json_get .state)" = exited ]; }
+wait_until "$(tscale 30)" beside_done
+check_eq "... an exec beside it that exits 3: exit, not pids_limit" "exit 3" \
+        "$(json_get '.result.status + " " + (.result.exit_code|tostring)')"
 wait_until 60 sh -c "[ \$(cat '$CG/pids.current') -le 2 ]"
 check "... the sandbox runs the next command once they end" alive
 api_call DELETE "/v1/sandboxes/$SB?force=true"
@@ -153,7 +163,11 @@ check_eq "... the result's limits" "$((64 * MIB)) null" "$(json_get '"\(.limits.
 api_exec "$SB" "$(jq -n --arg s "$(spawn 30 3)" '{argv: ["sh", "-c", $s], pids: 10}')"
 check_eq "exec pids 10, 30 sleeps: pids_limit" pids_limit "$(json_get .status)"
 check "... pids_limit_hits >= 1" test "$(json_get '.usage.pids_limit_hits // 0')" -ge 1
+EXEC_HITS=$(json_get '.usage.pids_limit_hits // 0')
 check "the sandbox itself is not limited by them (next command runs)" alive
+api_call GET "/v1/sandboxes/$SB"
+check "... its record counts them, the exec's cgroup gone ($(json_get .usage.pids_limit_hits) >= $EXEC_HITS)" \
+        test "$(json_get '.usage.pids_limit_hits // 0')" -ge "$EXEC_HITS"
 api_call DELETE "/v1/sandboxes/$SB?force=true"
 
 # ---------------------------------------------------------------- cpu: 0.25 CPU, then none

@@ -1,7 +1,8 @@
 /* test_cgroup.c — unit tests of cgroup.c: the mountinfo, /proc/self/cgroup,
  * keyed-file, io.stat and controller-list parsers, the limit files' formats
  * and error messages (written into a plain directory standing in for a
- * cgroup), usage reading, and cgroup_block_device_of on this host. */
+ * cgroup), usage reading (refused forks summed over a subtree), and
+ * cgroup_block_device_of on this host. */
 #include "config.h"
 
 #include <setjmp.h>
@@ -365,6 +366,50 @@ static void test_read_usage(void **state)
         assert_int_equal(sys, 500);
 }
 
+static void put_file(int dirfd, const char *name, const char *text)
+{
+        _cleanup_close_ int f = openat(dirfd, name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        assert_true(f >= 0);
+        assert_int_equal(util_write_all(f, text, strlen(text)), 0);
+}
+
+/* Refused forks of a subtree: the local counts summed, whichever kernel
+ * wrote them; the same figure on every call with the same fd. */
+static void test_forks_refused(void **state)
+{
+        assert_int_equal(mkdirat(dir_fd, "forks", 0755), 0);
+        _cleanup_close_ int top = openat(dir_fd, "forks", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(top >= 0);
+        /* no pids controller: unknown */
+        assert_int_equal(cgroup_forks_refused(top), -1);
+        /* old kernels: pids.events counts where the fork failed */
+        put_file(top, "pids.events", "max 2\n");
+        assert_int_equal(mkdirat(top, "init", 0755), 0);
+        assert_int_equal(mkdirat(top, "work", 0755), 0);
+        _cleanup_close_ int work = openat(top, "work", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        assert_true(work >= 0);
+        put_file(work, "pids.events", "max 0\n");
+        assert_int_equal(mkdirat(work, "exec-1", 0755), 0);
+        _cleanup_close_ int e1 = openat(work, "exec-1", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        put_file(e1, "pids.events", "max 3\n");
+        /* newer kernels: pids.events is hierarchical, pids.events.local is
+         * the local count and wins */
+        assert_int_equal(mkdirat(work, "exec-2", 0755), 0);
+        _cleanup_close_ int e2 = openat(work, "exec-2", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        put_file(e2, "pids.events", "max 100\n");
+        put_file(e2, "pids.events.local", "max 5\n");
+        assert_int_equal(cgroup_forks_refused(top), 2 + 3 + 5);
+        assert_int_equal(cgroup_forks_refused(top), 2 + 3 + 5);
+        assert_int_equal(cgroup_forks_refused(work), 3 + 5);
+        assert_int_equal(cgroup_forks_refused(e2), 5);
+        struct cgroup_usage u;
+        put_file(top, "cpu.stat", "usage_usec 1\nuser_usec 1\nsystem_usec 0\n");
+        assert_int_equal(cgroup_read_usage(top, &u, NULL), 0);
+        assert_int_equal(u.pids_max_hits, 10);
+        assert_int_equal(cgroup_read_usage(top, &u, NULL), 0);
+        assert_int_equal(u.pids_max_hits, 10);
+}
+
 static void test_block_device(void **state)
 {
         struct pbox_error err = PBOX_ERROR_INIT;
@@ -412,6 +457,7 @@ int main(void)
                 cmocka_unit_test(test_controllers),
                 cmocka_unit_test(test_setters),
                 cmocka_unit_test(test_read_usage),
+                cmocka_unit_test(test_forks_refused),
                 cmocka_unit_test(test_block_device),
         };
         return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
