@@ -1105,9 +1105,9 @@ static int api_stream(struct api_ctx *ctx, struct api_req *rq, int chan, int sta
                 if (r == -EAGAIN)
                         continue;
                 if (r < 0) {
-                        /* The core closed without "end" (it dropped a
-                         * client that did not keep up, or it is going):
-                         * just end the response. */
+                        /* The core closed without "end" (the sandbox
+                         * was removed, or the core is going): just end
+                         * the response. */
                         if (r != -ECONNRESET)
                                 api_log(4, "event stream: %s", err.message);
                         break;

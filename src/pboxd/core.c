@@ -83,9 +83,10 @@ int core_stream_send(struct request *req, const char *meta, const void *data, si
         if (req->hangup)
                 return -EPIPE;
         struct pbox_error err = PBOX_ERROR_INIT;
-        /* Never block: a client that does not keep up loses its stream. */
+        /* Never block: -EAGAIN tells the caller to wait for room
+         * (request_set_writable) and send the same message again. */
         int r = privsep_send_flags(req->watch.fd, MSG_DONTWAIT, meta, data, len, -1, &err);
-        if (r < 0)
+        if (r < 0 && r != -EAGAIN)
                 log_debug("stream message not delivered: %s", err.message);
         return r;
 }
@@ -524,6 +525,16 @@ static void dispatch_op(struct core *core, struct request *req, const char *op, 
                 request_error(req, 404, "not_found", "unknown operation");
 }
 
+int request_set_writable(struct request *req, void (*fn)(struct request *req, void *arg), void *arg)
+{
+        bool was = req->writable != NULL;
+        req->writable = fn;
+        req->writable_arg = arg;
+        if (req->hangup || was == (fn != NULL))
+                return 0;
+        return core_watch_mod(req->core, &req->watch, EPOLLIN | EPOLLRDHUP | (fn ? EPOLLOUT : 0));
+}
+
 static void request_event(struct core *core, struct watch *w, uint32_t events)
 {
         struct request *req = w->data;
@@ -533,6 +544,10 @@ static void request_event(struct core *core, struct watch *w, uint32_t events)
                         req->hangup = true;
                         core_watch_del(core, w);
                 }
+                /* A stream waiting for room: now it has some (or learns of
+                 * the hangup and drops itself).  It may release req. */
+                if ((events & (EPOLLOUT | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) && req->writable)
+                        req->writable(req, req->writable_arg);
                 return;
         }
         struct privsep_msg msg = PRIVSEP_MSG_INIT;

@@ -40,6 +40,10 @@ struct request {
         bool deferred;          /* an operation holds it until it completes */
         bool hangup;            /* the api side went away */
         struct request *next;   /* in core->requests */
+        /* Called once the channel can take more (or went away), after a
+         * send failed with EAGAIN; see request_set_writable. */
+        void (*writable)(struct request *req, void *arg);
+        void *writable_arg;
 };
 
 struct sandbox;
@@ -84,7 +88,9 @@ void request_respond(struct request *req, int status, json_t *body);
 /* Release a request without answering (or after a stream has ended). */
 void request_release(struct request *req);
 /* Send one message of a stream (meta is the JSON text of the message's meta).
- * Never blocks; fails when the client is gone or does not keep up. */
+ * Never blocks: -EAGAIN when the channel is full (wait with
+ * request_set_writable, then send it again), another -errno when the
+ * client is gone. */
 int core_stream_send(struct request *req, const char *meta, const void *data, size_t len);
 void request_error(struct request *req, int status, const char *code, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
@@ -104,6 +110,11 @@ int core_send_raw(struct request *req, int status, const char *content_type, con
 int core_run_worker(struct core *core, struct request *req, const char *what,
                     int (*fn)(struct core *core, void *arg, json_t **ret_body, struct pbox_error *err),
                     void *arg, int success_status);
+
+/* Ask for fn(req, arg) when the request's channel is writable again (or
+ * the api side hung up: req->hangup is then set); NULL stops asking.
+ * For streams of a deferred request.  0, or -errno. */
+int request_set_writable(struct request *req, void (*fn)(struct request *req, void *arg), void *arg);
 
 /* Map a library error to an HTTP status and answer with it. */
 void request_fail(struct request *req, const struct pbox_error *err);

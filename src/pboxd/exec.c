@@ -44,6 +44,17 @@ struct segment {
         size_t off, len;
 };
 
+/* One open event stream: a cursor into the exec's recorded output, so a
+ * client that reads slowly gets every byte, late, instead of losing its
+ * stream.  The output is bounded (max_output_bytes), so nothing but the
+ * cursor is kept per client. */
+struct exec_stream {
+        struct request *req;
+        struct exec *ex;
+        size_t next_seg;        /* segments [0, next_seg) are sent */
+        bool blocked;           /* the channel is full: waiting for EPOLLOUT */
+};
+
 struct exec {
         struct exec *next;
         struct sandbox *sb;
@@ -75,7 +86,8 @@ struct exec {
         int64_t pids_sampled;           /* highest pids.current seen; -1: not sampled */
         json_t *result;
         struct request *waiter;
-        struct reqlist streams;
+        struct exec_stream **streams;   /* open event streams (GET .../events) */
+        size_t nstreams;
         struct reqlist kill_waiters;
         exec_done_fn done;
         void *done_data;
@@ -248,35 +260,23 @@ static void exec_free(struct core *core, struct exec *ex)
         free(ex->segs);
         free(ex->in_data);
         json_decref(ex->result);
-        free(ex->streams.v);
+        for (size_t i = 0; i < ex->nstreams; i++) {
+                request_set_writable(ex->streams[i]->req, NULL, NULL);
+                request_release(ex->streams[i]->req);
+                free(ex->streams[i]);
+        }
+        free(ex->streams);
         free(ex->kill_waiters.v);
         free(ex);
 }
 
 /* ---- event streams ---------------------------------------------------------- */
 
-static void stream_drop(struct exec *ex, size_t i)
-{
-        request_release(ex->streams.v[i]);
-        ex->streams.v[i] = ex->streams.v[--ex->streams.n];
-}
-
 static int stream_event(struct request *req, const char *event, json_t *data)
 {
         _cleanup_free_ char *d = json_dump_compact(data);
         _cleanup_free_ char *text = util_xasprintf("event: %s\ndata: %s\n\n", event, d);
         return core_stream_send(req, "{\"chunk\":true}", text, strlen(text));
-}
-
-static void broadcast(struct exec *ex, const char *event, json_t *data)
-{
-        for (size_t i = 0; i < ex->streams.n;) {
-                if (ex->streams.v[i]->hangup || stream_event(ex->streams.v[i], event, data) < 0)
-                        stream_drop(ex, i);
-                else
-                        i++;
-        }
-        json_decref(data);
 }
 
 static json_t *chunk_json(const char *data, size_t len)
@@ -286,15 +286,77 @@ static json_t *chunk_json(const char *data, size_t len)
         return json_pack("{s:o,s:s}", "data", d, "encoding", enc);
 }
 
-static void stream_finish_all(struct exec *ex)
+static void stream_writable(struct request *req, void *arg);
+
+static void stream_close(struct exec *ex, size_t i)
 {
-        json_t *r = json_deep_copy(ex->result);
-        broadcast(ex, "exit", r);
-        for (size_t i = 0; i < ex->streams.n; i++) {
-                core_stream_send(ex->streams.v[i], "{\"end\":true}", NULL, 0);
-                request_release(ex->streams.v[i]);
+        struct exec_stream *st = ex->streams[i];
+        request_set_writable(st->req, NULL, NULL);
+        request_release(st->req);
+        free(st);
+        ex->streams[i] = ex->streams[--ex->nstreams];
+}
+
+/* Send what the stream has not had yet, up to the exec's end.  Returns
+ * false when the stream is finished or dropped (closed, at index i). */
+static bool stream_pump(struct exec *ex, size_t i)
+{
+        struct exec_stream *st = ex->streams[i];
+        if (st->blocked)
+                return true;
+        int r = 0;
+        while (st->next_seg < ex->nsegs) {
+                const struct segment *s = &ex->segs[st->next_seg];
+                const struct outbuf *b = s->stream == 1 ? &ex->out : &ex->err;
+                json_t *c = chunk_json(b->data + s->off, s->len);
+                r = st->req->hangup ? -EPIPE : stream_event(st->req, s->stream == 1 ? "stdout" : "stderr", c);
+                json_decref(c);
+                if (r < 0)
+                        break;
+                st->next_seg++;
         }
-        ex->streams.n = 0;
+        if (r == 0 && ex->state == EX_EXITED) {
+                json_t *res = json_deep_copy(ex->result);
+                r = stream_event(st->req, "exit", res);
+                json_decref(res);
+                if (r == 0) {
+                        core_stream_send(st->req, "{\"end\":true}", NULL, 0);
+                        stream_close(ex, i);
+                        return false;
+                }
+        }
+        if (r == -EAGAIN) {
+                /* The api side reads slower than the command writes: wait. */
+                st->blocked = true;
+                if (request_set_writable(st->req, stream_writable, st) == 0)
+                        return true;
+        }
+        if (r < 0) {
+                stream_close(ex, i);
+                return false;
+        }
+        return true;
+}
+
+static void stream_writable(struct request *req, void *arg)
+{
+        struct exec_stream *st = arg;
+        struct exec *ex = st->ex;
+        request_set_writable(req, NULL, NULL);
+        st->blocked = false;
+        for (size_t i = 0; i < ex->nstreams; i++)
+                if (ex->streams[i] == st) {
+                        stream_pump(ex, i);
+                        return;
+                }
+}
+
+/* New output, or the end: every stream that is not waiting gets it. */
+static void stream_pump_all(struct exec *ex)
+{
+        for (size_t i = 0; i < ex->nstreams;)
+                if (stream_pump(ex, i))
+                        i++;
 }
 
 /* ---- ending an exec ------------------------------------------------------- */
@@ -469,7 +531,7 @@ static void exec_prune(struct sandbox *sb, const struct exec *except)
         uint32_t keep = sb->core->cfg->max_execs_kept, n = 0;
         for (struct exec **p = &sb->execs; *p;) {
                 struct exec *ex = *p;
-                if (ex != except && ex->state == EX_EXITED && !ex->streams.n && ++n > keep) {
+                if (ex != except && ex->state == EX_EXITED && !ex->nstreams && ++n > keep) {
                         *p = ex->next;
                         exec_free(sb->core, ex);
                 } else
@@ -588,7 +650,7 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
         for (size_t i = 0; i < ex->kill_waiters.n; i++)
                 request_respond(ex->kill_waiters.v[i], 200, exec_record(ex, true));
         ex->kill_waiters.n = 0;
-        stream_finish_all(ex);
+        stream_pump_all(ex);
         sandbox_touch(sb);
         exec_prune(sb, ex);
         if (ex->done) {
@@ -641,8 +703,8 @@ static void output_event(struct core *core, struct watch *w, uint32_t events)
                 ex->segs = util_xrealloc(ex->segs, (ex->nsegs + 1) * sizeof *ex->segs);
                 ex->segs[ex->nsegs++] = (struct segment) { (uint8_t) (is_out ? 1 : 2), b->len, keep };
                 b->len += keep;
-                if (ex->streams.n)
-                        broadcast(ex, is_out ? "stdout" : "stderr", chunk_json(buf, keep));
+                if (ex->nstreams)
+                        stream_pump_all(ex);
         }
 }
 
@@ -1009,23 +1071,12 @@ void exec_op_events(struct core *core, struct request *req, struct sandbox *sb, 
         req->deferred = true;
         if (ex->pid && stream_event(req, "start", json_pack("{s:i}", "pid", ex->pid)) < 0)
                 return request_release(req);
-        for (size_t i = 0; i < ex->nsegs; i++) {
-                const struct segment *s = &ex->segs[i];
-                const struct outbuf *b = s->stream == 1 ? &ex->out : &ex->err;
-                json_t *c = chunk_json(b->data + s->off, s->len);
-                int r = stream_event(req, s->stream == 1 ? "stdout" : "stderr", c);
-                json_decref(c);
-                if (r < 0)
-                        return request_release(req);
-        }
-        if (ex->state == EX_EXITED) {
-                json_t *r = json_deep_copy(ex->result);
-                stream_event(req, "exit", r);
-                json_decref(r);
-                core_stream_send(req, "{\"end\":true}", NULL, 0);
-                return request_release(req);
-        }
-        reqlist_push(&ex->streams, req);
+        struct exec_stream *st = util_xcalloc(1, sizeof *st);
+        st->req = req;
+        st->ex = ex;
+        ex->streams = util_xrealloc(ex->streams, (ex->nstreams + 1) * sizeof *ex->streams);
+        ex->streams[ex->nstreams++] = st;
+        stream_pump(ex, ex->nstreams - 1);
 }
 
 void exec_op_stdin(struct core *core, struct request *req, struct sandbox *sb, const char *eid, bool close_after,

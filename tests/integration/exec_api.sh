@@ -2,7 +2,8 @@
 # exec_api.sh — the execution API against a real pboxd: timeouts with grace
 # periods (a process that ignores SIGTERM dies after the grace and not
 # before; double forks and setsid die with their exec), normalised statuses,
-# cpu accounting, async execs, event streams in order, streamed stdin, kill,
+# cpu accounting, async execs, event streams in order (a slow reader gets
+# every byte, late), streamed stdin, kill,
 # output limits, configured maximums (422), and an exec that was running
 # when pboxd was killed reported as lost.
 . "$PBOX_SRCDIR/tests/integration/lib.sh"
@@ -77,6 +78,53 @@ check_eq "GET of the exec has its result" "exited/exit/3" "$(json_get '.state + 
 curl -sS -N --max-time 10 -H "Authorization: Bearer $(cat "$PBOX_TOKEN_FILE")" "$PBOX_URL$X/execs/$EID/events" >"$TEST_TMP/events2"
 check_eq "a late client gets the buffered output and the exit" "start stdout stderr stdout exit" \
         "$(sed -n 's/^event: //p' "$TEST_TMP/events2" | tr '\n' ' ' | sed 's/ $//')"
+# A client that reads slowly: the exec writes 12 MiB while the client reads
+# nothing for a while (a 4 KiB receive buffer, so the api process and the
+# core's channel to it fill up); once it reads, it gets every byte and the
+# exit, late, instead of a stream cut short.
+exec_json '{"argv":["sh","-c","head -c 12582912 /dev/zero | tr \"\\000\" a; echo done >&2"],"max_output_bytes":16777216,"wait":false}'
+SLOW=$(json_get .id)
+python3 - "$PBOX_URL" "$X/execs/$SLOW/events" "$(cat "$PBOX_TOKEN_FILE")" "$(tscale 3)" >"$TEST_TMP/slow" 2>&1 <<'EOF'
+import json, socket, sys, time
+url, path, token, pause = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+host, port = url.split("//")[1].split(":")
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect((host, int(port)))
+s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\r\n".encode())
+time.sleep(pause)
+s.settimeout(120)
+buf = bytearray()
+while True:
+    chunk = s.recv(1 << 16)
+    if not chunk:
+        break
+    buf += chunk
+text = buf.decode("utf-8", "replace")
+body = text.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in text else ""
+out = err = 0
+events = []
+for block in body.split("\n\n"):
+    ev = data = None
+    for line in block.split("\n"):
+        if line.startswith("event: "):
+            ev = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+    if ev:
+        events.append(ev)
+        if ev in ("stdout", "stderr"):
+            d = json.loads(data)["data"]
+            if ev == "stdout":
+                out += len(d)
+            else:
+                err += len(d)
+        if ev == "exit":
+            status = json.loads(data)["status"]
+print(f"stdout={out} stderr={err} last={events[-1] if events else None} status={status if 'exit' in events else None}")
+EOF
+check_eq "a slow reader gets all 12 MiB of output, then the exit" "stdout=12582912 stderr=5 last=exit status=ok" \
+        "$(tail -n 1 "$TEST_TMP/slow")"
 api_call GET "$X/execs"
 check "the exec list has it" sh -c "printf '%s' '$API_BODY' | jq -e '.execs | map(.id) | index(\"$EID\")' >/dev/null"
 
