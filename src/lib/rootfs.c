@@ -137,6 +137,11 @@ int rootfs_mount_layer_tmpfs(const char *dir, uint64_t size_bytes, uid_t uid, gi
                         return pbox_error_sys(err, errno, "mount a tmpfs of %llu bytes on %s",
                                               (unsigned long long) size_bytes, dir);
         }
+        return rootfs_prepare_layer(dir, uid, gid, err);
+}
+
+int rootfs_prepare_layer(const char *dir, uid_t uid, gid_t gid, struct pbox_error *err)
+{
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0)
                 return pbox_error_sys(err, errno, "open %s", dir);

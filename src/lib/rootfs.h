@@ -37,10 +37,14 @@ int rootfs_unmount(const char *target, struct pbox_error *err);
  * restarted) is reused as it is.  Its pages are charged to the memory
  * cgroup of whoever writes them (the sandbox). */
 int rootfs_mount_layer_tmpfs(const char *dir, uint64_t size_bytes, uid_t uid, gid_t gid, struct pbox_error *err);
+/* upper/ (0755, uid:gid) and work/ (0700) in dir, for a writable layer on
+ * a file system of its own (tmpfs, or a disk: diskimg.h). */
+int rootfs_prepare_layer(const char *dir, uid_t uid, gid_t gid, struct pbox_error *err);
 /* Change its size by remounting; below what is in use: -EBUSY. */
 int rootfs_resize_layer_tmpfs(const char *dir, uint64_t size_bytes, struct pbox_error *err);
-/* Bytes used by a writable layer: with tmpfs, what the tmpfs at dir uses
- * (statfs); otherwise a walk of dir (the upper dir) summing st_blocks * 512,
+/* Bytes used by a writable layer: with tmpfs (or any file system of its
+ * own mounted at dir), what it uses (statfs); otherwise a walk of dir (the
+ * upper dir) summing st_blocks * 512,
  * never following symlinks, stopping after max_entries entries (-E2BIG,
  * with the partial sum in *ret_bytes). */
 int rootfs_layer_usage(const char *dir, bool tmpfs, uint64_t max_entries, uint64_t *ret_bytes,

@@ -44,6 +44,7 @@ void config_init_defaults(struct pboxd_config *cfg)
         cfg->max_running_execs = 1024;
         cfg->log_level = LOG_INFO;
         cfg->cgroup_delegation = CGROUP_DELEGATION_AUTO;
+        cfg->disk_backend = DISK_BACKEND_TMPFS;
 }
 
 void config_free(struct pboxd_config *cfg)
@@ -233,6 +234,15 @@ int config_set(struct pboxd_config *cfg, const char *key, const char *value, str
                         cfg->cgroup_delegation = b ? CGROUP_DELEGATION_YES : CGROUP_DELEGATION_NO;
                 else
                         return pbox_error_set(err, EINVAL, "cgroup_delegation: '%s' is not auto, yes or no", value);
+                return 0;
+        }
+        if (!strcmp(key, "disk_backend")) {
+                if (!strcmp(value, "tmpfs"))
+                        cfg->disk_backend = DISK_BACKEND_TMPFS;
+                else if (!strcmp(value, "ext4"))
+                        cfg->disk_backend = DISK_BACKEND_EXT4;
+                else
+                        return pbox_error_set(err, EINVAL, "disk_backend: '%s' is not tmpfs or ext4", value);
                 return 0;
         }
         if (!strcmp(key, "state_dir"))

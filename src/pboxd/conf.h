@@ -50,7 +50,10 @@ struct pboxd_config {
         uint64_t exec_cpu_limit_ms, max_exec_cpu_limit_ms;
         bool allow_unenforced_limits;   /* run with limits the host cannot enforce */
         int cgroup_delegation;          /* enum cgroup_delegation (cgroup.h) */
+        int disk_backend;               /* enum disk_backend: where a disk_bytes layer lives */
 };
+
+enum disk_backend { DISK_BACKEND_TMPFS, DISK_BACKEND_EXT4 };
 
 #define CONFIG_SWAP_UNLIMITED UINT64_MAX
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "diskimg.h"
 #include "json.h"
 #include "limits.h"
 #include "log.h"
@@ -541,6 +542,14 @@ int limits_check_config(struct core *core, struct pbox_error *err)
                                               need[i].key, cgroup_controller_name(need[i].ctrl));
                 log_warning("%s is set, but the cgroup controller '%s' is not available: it is not enforced "
                             "(allow_unenforced_limits)", need[i].key, cgroup_controller_name(need[i].ctrl));
+        }
+        if (cfg->disk_backend == DISK_BACKEND_EXT4) {
+                int r = diskimg_probe(err);
+                if (r < 0)
+                        return pbox_error_prefix(err, "disk_backend = ext4");
+                if (cfg->default_disk_bytes && cfg->default_disk_bytes < DISKIMG_MIN_BYTES)
+                        return pbox_error_set(err, ERANGE, "default_disk_bytes: at least %llu bytes with disk_backend = ext4",
+                                              (unsigned long long) DISKIMG_MIN_BYTES);
         }
         return 0;
 }

@@ -181,9 +181,11 @@ void health_op(struct core *core, struct request *req)
         for (unsigned bit = 1; bit & CGROUP_CTRL_ALL; bit <<= 1)
                 json_array_append_new((have & bit) ? enabled : missing, json_string(cgroup_controller_name(bit)));
         bool all = (have & CGROUP_CTRL_ALL) == CGROUP_CTRL_ALL;
-        request_respond(req, 200, json_pack("{s:s,s:s,s:i,s:b,s:{s:s,s:s,s:b,s:o,s:o,s:b,s:b,s:b}}", "status", "ok",
+        request_respond(req, 200, json_pack("{s:s,s:s,s:i,s:b,s:s,s:{s:s,s:s,s:b,s:o,s:o,s:b,s:b,s:b}}", "status", "ok",
                                             "version", PACKAGE_VERSION, "sandboxes_running", running, "limits_enforced",
-                                            all, "cgroup", "path", cg->base_path, "controllers", cg->controllers,
+                                            all, "disk_backend",
+                                            core->cfg->disk_backend == DISK_BACKEND_EXT4 ? "ext4" : "tmpfs",
+                                            "cgroup", "path", cg->base_path, "controllers", cg->controllers,
                                             "kill", cg->has_kill, "enabled", enabled, "missing", missing, "delegated",
                                             cg->delegated, "memory_peak", cg->has_memory_peak, "pids_peak",
                                             cg->has_pids_peak));

@@ -27,6 +27,7 @@
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 
+#include "diskimg.h"
 #include "exec.h"
 #include "json.h"
 #include "log.h"
@@ -218,7 +219,7 @@ static json_t *read_usage(struct sandbox *sb)
                 return NULL;
         json_t *j = limits_usage_to_json(&u);
         uint64_t disk = 0;
-        if (sb->disk_tmpfs && sandbox_disk_usage(sb, 0, &disk, NULL) == 0)
+        if (sb->disk_limited && sandbox_disk_usage(sb, 0, &disk, NULL) == 0)
                 json_object_set_new(j, "disk_bytes", json_integer((json_int_t) disk));
         else
                 json_object_set_new(j, "disk_bytes", json_null());
@@ -236,8 +237,8 @@ int sandbox_disk_usage(const struct sandbox *sb, uint64_t max_entries, uint64_t 
 {
         const struct core *core = sb->core;
         _cleanup_free_ char *dir = util_xasprintf("%s/sandboxes/%s/%s", core->cfg->state_dir, sb->id,
-                                                  sb->disk_tmpfs ? "rw" : "upper");
-        return rootfs_layer_usage(dir, sb->disk_tmpfs, max_entries, ret, err);
+                                                  sb->disk_limited ? "rw" : "upper");
+        return rootfs_layer_usage(dir, sb->disk_limited, max_entries, ret, err);
 }
 
 static json_t *sandbox_public(const struct sandbox *sb)
@@ -295,7 +296,9 @@ static int sandbox_save(struct sandbox *sb)
                 json_object_set_new(j, "stop_deadline_ms", json_integer((json_int_t) sb->stop_deadline_real_ms));
         json_object_set_new(j, "events", sb->events ? json_deep_copy(sb->events) : json_array());
         json_object_set_new(j, "limits", limits_state_json(&sb->limits));
-        json_object_set_new(j, "disk_tmpfs", json_boolean(sb->disk_tmpfs));
+        json_object_set_new(j, "disk_limited", json_boolean(sb->disk_limited));
+        if (sb->disk_limited)
+                json_object_set_new(j, "disk_backend", json_string(sb->disk_ext4 ? "ext4" : "tmpfs"));
         if (sb->unenforced)
                 json_object_set_new(j, "unenforced_limits", json_deep_copy(sb->unenforced));
         if (sb->last_usage)
@@ -574,13 +577,21 @@ static int sandbox_build(struct core *core, struct sandbox *sb, struct image_inf
                 return pbox_error_sys(err, errno, "open the sandbox directory");
         if ((r = sandbox_save(sb)) < 0)
                 return pbox_error_set(err, EIO, "cannot write the sandbox record");
-        /* The writable layer: in a tmpfs of disk_bytes when the disk is
-         * limited (rw/upper, rw/work), else on the state dir's disk. */
-        const char *layer = sb->disk_tmpfs ? "rw/" : "";
-        if (sb->disk_tmpfs) {
+        /* The writable layer: in a file system of disk_bytes when the disk
+         * is limited (rw/upper, rw/work) -- a tmpfs, or an ext4 image on a
+         * loop device (disk_backend) --, else on the state dir's disk. */
+        const char *layer = sb->disk_limited ? "rw/" : "";
+        if (sb->disk_limited) {
                 _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
-                if ((r = rootfs_mount_layer_tmpfs(rw, (uint64_t) sb->limits.disk_bytes, core->map.uid_base,
-                                                  core->map.gid_base, err)) < 0)
+                if (sb->disk_ext4) {
+                        _cleanup_free_ char *img = util_xasprintf("%s/sandboxes/%s/disk.img", core->cfg->state_dir, sb->id);
+                        if ((r = diskimg_create(dfd, "disk.img", img, (uint64_t) sb->limits.disk_bytes,
+                                                core->map.uid_base, core->map.gid_base, err)) < 0 ||
+                            (r = diskimg_mount(img, rw, err)) < 0 ||
+                            (r = rootfs_prepare_layer(rw, core->map.uid_base, core->map.gid_base, err)) < 0)
+                                return r;
+                } else if ((r = rootfs_mount_layer_tmpfs(rw, (uint64_t) sb->limits.disk_bytes, core->map.uid_base,
+                                                         core->map.gid_base, err)) < 0)
                         return r;
         } else if (mkdirat(dfd, "upper", 0755) < 0 ||
                    fchownat(dfd, "upper", core->map.uid_base, core->map.gid_base, 0) < 0 || mkdirat(dfd, "work", 0700) < 0)
@@ -687,6 +698,10 @@ struct sandbox *sandbox_create_from_body(struct core *core, struct request *req,
         if (limits_sandbox_parse(core, json_object_get(body, "limits"), &limits, &err) < 0)
                 { sandbox_limits_fail(req, &err); return NULL; }
         limits_sandbox_apply_defaults(core, &limits);
+        if (core->cfg->disk_backend == DISK_BACKEND_EXT4 && limits.disk_bytes != LIMIT_UNSET &&
+            limits.disk_bytes != CGROUP_UNLIMITED && (uint64_t) limits.disk_bytes < DISKIMG_MIN_BYTES)
+                { request_error(req, 422, "unprocessable", "disk_bytes: at least %llu bytes with disk_backend = ext4",
+                                (unsigned long long) DISKIMG_MIN_BYTES); return NULL; }
         size_t count = 0;
         for (struct sandbox *s = core->sandboxes; s; s = s->next)
                 count++;
@@ -733,7 +748,8 @@ struct sandbox *sandbox_create_from_body(struct core *core, struct request *req,
         sb->expires_ms = ttl ? sb->created_ms + (uint64_t) ttl * 1000 : 0;
         sb->idle_timeout_s = (uint32_t) idle;
         sb->limits = limits;
-        sb->disk_tmpfs = limits.disk_bytes != LIMIT_UNSET && limits.disk_bytes != CGROUP_UNLIMITED;
+        sb->disk_limited = limits.disk_bytes != LIMIT_UNSET && limits.disk_bytes != CGROUP_UNLIMITED;
+        sb->disk_ext4 = sb->disk_limited && core->cfg->disk_backend == DISK_BACKEND_EXT4;
         sb->unenforced = limits_sandbox_unenforced(core, &sb->limits);
         if (sb->unenforced) {
                 _cleanup_free_ char *keys_text = json_dump_compact(sb->unenforced);
@@ -1039,8 +1055,11 @@ static int sandbox_load_record(struct core *core, const char *id, struct sandbox
         if (limits)
                 limits_sandbox_from_json(limits, &sb->limits);
         bool tmpfs = false;
-        json_get_bool(j, "disk_tmpfs", false, &tmpfs, NULL);
-        sb->disk_tmpfs = tmpfs;
+        json_get_bool(j, "disk_limited", false, &tmpfs, NULL);
+        sb->disk_limited = tmpfs;
+        const char *backend = NULL;
+        json_get_string(j, "disk_backend", false, &backend, NULL);
+        sb->disk_ext4 = tmpfs && backend && !strcmp(backend, "ext4");
         sb->unenforced = limits_sandbox_unenforced(core, &sb->limits);
         json_t *last = json_object_get(j, "last_usage");
         if (json_is_object(last))
@@ -1281,9 +1300,26 @@ void sandbox_op_limits(struct core *core, struct request *req, const char *id, j
 
         bool resized = false;
         if (update.disk_bytes != LIMIT_UNSET) {
-                if (!sb->disk_tmpfs)
+                if (!sb->disk_limited)
                         return request_error(req, 422, "unprocessable", "disk_bytes can only be set when the sandbox is created");
-                if (update.disk_bytes != sb->limits.disk_bytes) {
+                if (sb->disk_ext4 && update.disk_bytes != sb->limits.disk_bytes) {
+                        /* An ext4 disk grows online and never shrinks; grown, it
+                         * stays so even if the rest of the update fails. */
+                        if (update.disk_bytes == CGROUP_UNLIMITED)
+                                return request_error(req, 409, "conflict", "disk_bytes: an ext4 disk cannot become unlimited; give a larger size");
+                        _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
+                        _cleanup_free_ char *img = util_xasprintf("%s/sandboxes/%s/disk.img", core->cfg->state_dir, sb->id);
+                        if (diskimg_grow(img, rw, (uint64_t) update.disk_bytes, &err) < 0) {
+                                if (err.code == EBUSY)
+                                        return request_error(req, 409, "conflict", "%s", err.message);
+                                if (err.code == EPERM)
+                                        return request_error(req, 422, "unprocessable", "%s", err.message);
+                                log_error("sandbox %s: %s", sb->id, err.message);
+                                return request_error(req, 500, "internal", "%s", err.message);
+                        }
+                        sb->limits.disk_bytes = update.disk_bytes;
+                        sandbox_save(sb);
+                } else if (update.disk_bytes != sb->limits.disk_bytes) {
                         _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
                         /* tmpfs: size=0 is no limit. */
                         uint64_t size = update.disk_bytes == CGROUP_UNLIMITED ? 0 : (uint64_t) update.disk_bytes;

@@ -64,7 +64,8 @@ struct sandbox {
         json_t *unenforced;             /* keys of limits this host does not enforce; NULL: none */
         json_t *last_usage;             /* usage read when init exited (stopped sandboxes) */
         int64_t pids_peak_sampled;      /* highest pids.current seen, where the kernel lacks pids.peak */
-        bool disk_tmpfs;                /* writable layer in a tmpfs at STATE_DIR/sandboxes/<id>/rw */
+        bool disk_limited;              /* writable layer in a file system of its own at STATE_DIR/sandboxes/<id>/rw: */
+        bool disk_ext4;                 /* an ext4 image (<id>/disk.img) on a loop device, else a tmpfs */
         int64_t forks_refused_ended;    /* refused forks of execs whose cgroups are gone (persisted) */
         struct request *discard_req;    /* answered with discard_reply once the sandbox is gone */
         int discard_status;

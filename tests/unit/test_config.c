@@ -52,9 +52,11 @@ static void test_parse_limits(void **state)
         config_init_defaults(&c);
         assert_int_equal(c.default_memory_bytes, 0);
         assert_false(c.allow_unenforced_limits);
+        assert_int_equal(c.disk_backend, DISK_BACKEND_TMPFS);
         const char *text = "default_memory_bytes = 256M\nmax_memory_bytes = 2G\ndefault_swap_bytes = max\n"
                            "default_pids = 128\ndefault_cpus = 0.25\nmax_cpus = 1.5\ndefault_disk_bytes = 1G\n"
-                           "exec_cpu_limit_ms = 2000\nallow_unenforced_limits = yes\ncgroup_delegation = no\n";
+                           "exec_cpu_limit_ms = 2000\nallow_unenforced_limits = yes\ncgroup_delegation = no\n"
+                           "disk_backend = ext4\n";
         assert_int_equal(config_parse_text(&c, text, "t.conf", &err), 0);
         assert_int_equal(c.default_memory_bytes, 256ULL << 20);
         assert_int_equal(c.max_memory_bytes, 2ULL << 30);
@@ -66,6 +68,7 @@ static void test_parse_limits(void **state)
         assert_int_equal(c.exec_cpu_limit_ms, 2000);
         assert_true(c.allow_unenforced_limits);
         assert_int_equal(c.cgroup_delegation, CGROUP_DELEGATION_NO);
+        assert_int_equal(c.disk_backend, DISK_BACKEND_EXT4);
         /* a default above its maximum is lowered to it */
         assert_int_equal(config_parse_text(&c, "default_memory_bytes = 4G\n", "t.conf", &err), 0);
         assert_int_equal(config_validate(&c, &err), 0);
@@ -95,6 +98,7 @@ static void test_errors(void **state)
         expect_error("default_cpus = 0.0001\n", "default_cpus");
         expect_error("allow_unenforced_limits = maybe\n", "allow_unenforced_limits");
         expect_error("cgroup_delegation = sometimes\n", "cgroup_delegation");
+        expect_error("disk_backend = xfs\n", "disk_backend");
         expect_error("state_dir = relative/path\n", "absolute");
         expect_error("state_dir = /a,b\n", "characters");
         expect_error("listen = 7269\n", "ADDR:PORT");
