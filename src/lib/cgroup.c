@@ -855,9 +855,9 @@ int64_t cgroup_read_keyed(int cgroup_fd, const char *name, const char *key)
 }
 
 /* Refused forks counted in this cgroup alone: pids.events.local where the
- * kernel has it (there pids.events counts, hierarchically, where a limit
- * was hit), else pids.events, which older kernels count in the cgroup of the
- * process whose fork failed.  -1: neither file. */
+ * kernel has it (local counts of the limits hit here; pids.events is then
+ * hierarchical), else pids.events, which older kernels count in the cgroup
+ * of the process whose fork failed.  -1: neither file. */
 static int64_t forks_refused_local(int cgroup_fd)
 {
         int64_t v = cgroup_read_keyed(cgroup_fd, "pids.events.local", "max");

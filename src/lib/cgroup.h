@@ -140,10 +140,14 @@ int cgroup_block_device_of(const char *path, unsigned *ret_major, unsigned *ret_
  * file or key is absent or unreadable. */
 int64_t cgroup_read_number(int cgroup_fd, const char *name);
 int64_t cgroup_read_keyed(int cgroup_fd, const char *name, const char *key);
-/* Forks refused (pids limits, its own or an ancestor's) to processes of
- * cgroup_fd and the cgroups below it: the sum of their local counts
- * (pids.events.local, or pids.events where the kernel counts there), so that
- * the figure means the same on every kernel.  -1 without the pids controller. */
+/* Forks refused in the subtree of cgroup_fd: the sum of the local counts
+ * of it and the cgroups below it (pids.events.local where the kernel has
+ * it, else pids.events).  Kernels without pids.events.local count a refusal
+ * in the cgroup whose fork failed: the figure is then every fork refused to
+ * these processes, by any limit.  Kernels with it count a refusal in the
+ * cgroup whose limit was hit: the figure is then every refusal by a limit
+ * in the subtree (for a sandbox, the same thing: its processes are all
+ * below it).  -1 without the pids controller. */
 int64_t cgroup_forks_refused(int cgroup_fd);
 /* Read every usage figure of cgroup_fd (files that are absent give -1). */
 int cgroup_read_usage(int cgroup_fd, struct cgroup_usage *ret, struct pbox_error *err);

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/loop.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -69,8 +70,9 @@ int diskimg_probe(struct pbox_error *err)
 
 /* Run an e2fsprogs program (argv[0] a bare name looked up in /sbin and
  * /usr/sbin) with an empty environment, stdin and stdout on /dev/null;
- * what it says on stderr (its first line) goes into the error. */
-static int run_tool(char *const argv[], struct pbox_error *err)
+ * what it says on stderr (its last line) goes into the error.  Killed
+ * after timeout_s seconds (-ETIMEDOUT). */
+static int run_tool(char *const argv[], int timeout_s, struct pbox_error *err)
 {
         char path[64];
         if (!find_tool(argv[0], path))
@@ -106,19 +108,31 @@ static int run_tool(char *const argv[], struct pbox_error *err)
         }
         char msg[256];
         size_t len = 0;
+        bool timed_out = false;
+        uint64_t deadline = util_now_ms() + (uint64_t) timeout_s * 1000;
         for (;;) {
-                ssize_t n = read(pipefd[0], msg + len, sizeof msg - 1 - len);
+                uint64_t now = util_now_ms();
+                if (now >= deadline) {
+                        timed_out = true;
+                        kill(pid, SIGKILL);
+                        break;
+                }
+                struct pollfd pfd = { pipefd[0], POLLIN, 0 };
+                int pr = poll(&pfd, 1, (int) (deadline - now));
+                if (pr < 0 && errno == EINTR)
+                        continue;
+                if (pr <= 0)
+                        continue;       /* the deadline check above decides */
+                char sink[512];
+                char *dst = len < sizeof msg - 1 ? msg + len : sink;
+                size_t room = len < sizeof msg - 1 ? sizeof msg - 1 - len : sizeof sink;
+                ssize_t n = read(pipefd[0], dst, room);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n <= 0)
-                        break;
-                len += (size_t) n;
-                if (len == sizeof msg - 1) {
-                        char sink[512];     /* drain the rest so the tool never blocks */
-                        while (read(pipefd[0], sink, sizeof sink) > 0)
-                                ;
-                        break;
-                }
+                        break;  /* the tool closed stderr: it is ending */
+                if (dst == msg + len)
+                        len += (size_t) n;
         }
         close(pipefd[0]);
         msg[len] = '\0';
@@ -131,6 +145,8 @@ static int run_tool(char *const argv[], struct pbox_error *err)
         while (waitpid(pid, &status, 0) < 0)
                 if (errno != EINTR)
                         return pbox_error_sys(err, errno, "wait for %s", argv[0]);
+        if (timed_out)
+                return pbox_error_set(err, ETIMEDOUT, "%s did not finish within %d s", argv[0], timeout_s);
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
                 return pbox_error_set(err, EIO, "%s failed (status %d)%s%s", argv[0],
                                       WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
@@ -162,7 +178,7 @@ int diskimg_create(int dirfd, const char *name, const char *path, uint64_t size_
                 char *const argv[] = { (char *) "mkfs.ext4", (char *) "-q", (char *) "-F", (char *) "-m", (char *) "0",
                                        (char *) "-b", (char *) "4096", (char *) "-O", (char *) "^has_journal",
                                        (char *) "-E", owner, (char *) path, blocks, NULL };
-                r = run_tool(argv, err);
+                r = run_tool(argv, 120, err);
         }
         if (r < 0)
                 unlinkat(dirfd, name, 0);
@@ -262,8 +278,6 @@ int diskimg_grow(const char *image, const char *dir, uint64_t size_bytes, struct
         int r = diskimg_size(image, &cur, err);
         if (r < 0)
                 return r;
-        if (size_bytes == cur)
-                return 0;
         if (size_bytes < cur)
                 return pbox_error_set(err, EBUSY, "disk_bytes: an ext4 disk of %llu bytes cannot shrink while in use",
                                       (unsigned long long) cur);
@@ -292,17 +306,12 @@ int diskimg_grow(const char *image, const char *dir, uint64_t size_bytes, struct
         _cleanup_close_ int fd = open(image, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 || ftruncate(fd, (off_t) size_bytes) < 0)
                 return pbox_error_sys(err, errno, "grow %s to %llu bytes", image, (unsigned long long) size_bytes);
-        if (ioctl(lfd, LOOP_SET_CAPACITY, 0) < 0) {
-                r = pbox_error_sys(err, errno, "tell %s its new size", dev);
-                goto undo;
-        }
+        /* No undo past this point: resize2fs may have grown the file
+         * system part of the way, and a device smaller than its file
+         * system would corrupt it.  A larger image is harmless; the same
+         * request again (the same size included) finishes the growth. */
+        if (ioctl(lfd, LOOP_SET_CAPACITY, 0) < 0)
+                return pbox_error_sys(err, errno, "tell %s its new size", dev);
         char *const argv[] = { (char *) "resize2fs", dev, NULL };
-        if ((r = run_tool(argv, err)) < 0)
-                goto undo;
-        return 0;
-undo:
-        /* The file system was not grown: the image goes back to its size. */
-        if (ftruncate(fd, (off_t) cur) == 0)
-                ioctl(lfd, LOOP_SET_CAPACITY, 0);
-        return r;
+        return run_tool(argv, 600, err);
 }

@@ -57,6 +57,11 @@ void core_watch_del(struct core *core, struct watch *w)
 {
         if (w->fd >= 0)
                 epoll_ctl(core->epfd, EPOLL_CTL_DEL, w->fd, NULL);
+        /* Events of this watch still to be handled in this batch are void:
+         * its owner may be freed as soon as we return. */
+        for (int j = core->batch_i + 1; j < core->batch_n; j++)
+                if (core->batch[j].data.ptr == w)
+                        core->batch[j].data.ptr = NULL;
 }
 
 /* ---- responses ---------------------------------------------------------- */
@@ -816,10 +821,15 @@ int core_run(struct core *core)
                         log_error("epoll_wait: %m");
                         return -errno;
                 }
-                for (int i = 0; i < n; i++) {
-                        struct watch *w = events[i].data.ptr;
-                        w->fn(core, w, events[i].events);
+                core->batch = events;
+                core->batch_n = n;
+                for (core->batch_i = 0; core->batch_i < n; core->batch_i++) {
+                        struct watch *w = events[core->batch_i].data.ptr;
+                        if (w)
+                                w->fn(core, w, events[core->batch_i].events);
                 }
+                core->batch = NULL;
+                core->batch_n = core->batch_i = 0;
         }
         return 0;
 }

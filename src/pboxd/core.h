@@ -47,6 +47,7 @@ struct request {
 };
 
 struct sandbox;
+struct epoll_event;
 
 struct core {
         struct pboxd_config *cfg;
@@ -76,6 +77,11 @@ struct core {
         struct tenant *tenants;
         const struct tenant *caller;    /* during dispatch: the calling tenant, NULL for the admin */
         struct request *requests;
+        /* The events epoll_wait returned, while core_run handles them: a
+         * watch deleted meanwhile has its later events in the batch cleared,
+         * so the object behind it can be freed at once. */
+        struct epoll_event *batch;
+        int batch_n, batch_i;
         unsigned n_workers;
 };
 

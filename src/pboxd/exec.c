@@ -84,6 +84,8 @@ struct exec {
         struct watch poll;              /* timerfd: cpu_limit_ms checks and pids samples */
         bool poll_pids;                 /* sample pids.current (the kernel has no pids.peak) */
         int64_t pids_sampled;           /* highest pids.current seen; -1: not sampled */
+        int64_t sb_pids_local_start;    /* the sandbox cgroup's own pids.events.local "max" at the
+                                         * start, on kernels that count there; -1: not needed */
         json_t *result;
         struct request *waiter;
         struct exec_stream **streams;   /* open event streams (GET .../events) */
@@ -556,10 +558,17 @@ static void exec_finish(struct exec *ex, const siginfo_t *si, const char *failed
 
         struct cgroup_usage u;
         exec_read_usage(ex, &u);
-        /* A fork of one of its processes refused, by the exec's pids.max or
-         * the sandbox's: counted where the fork failed, so a concurrent
-         * exec's refused forks are not this one's. */
+        /* A fork of one of its processes refused.  Kernels without
+         * pids.events.local count it in the cgroup where the fork failed,
+         * so the exec's own subtree says it exactly, whichever limit (its
+         * own or the sandbox's) refused it, and a concurrent exec's refused
+         * forks are not this one's.  Kernels with it count it where the
+         * limit was hit: a refusal by the sandbox's pids.max shows only at
+         * the sandbox's level, and is blamed on every exec that ended
+         * unsuccessfully while it went up. */
         bool pids_hit = u.pids_max_hits > 0;
+        if (!pids_hit && ex->sb_pids_local_start >= 0 && sb->cgroup_fd >= 0)
+                pids_hit = cgroup_read_keyed(sb->cgroup_fd, "pids.events.local", "max") > ex->sb_pids_local_start;
 
         json_t *res = json_object();
         const char *status;
@@ -916,7 +925,7 @@ void exec_start(struct core *core, struct sandbox *sb, struct exec_params *p, st
         ex->sb = sb;
         ex->cg_fd = -1;
         ex->proc.fd = ex->out_w.fd = ex->err_w.fd = ex->in_w.fd = ex->timer.fd = ex->poll.fd = -1;
-        ex->pids_sampled = -1;
+        ex->pids_sampled = ex->sb_pids_local_start = -1;
         limits_exec_init(&ex->limits);
         util_random_hex(ex->eid, 8);
         ex->argv = TAKE_PTR(p->argv);
@@ -954,7 +963,11 @@ void exec_start(struct core *core, struct sandbox *sb, struct exec_params *p, st
                 limits_failed = true;
                 goto fail;
         }
-        /* Whether pids.current must be sampled for a peak. */
+        /* Where the kernel counts refused forks at the limiting cgroup: the
+         * sandbox's own count now.  Whether pids.current must be sampled
+         * for a peak. */
+        if (sb->cgroup_fd >= 0)
+                ex->sb_pids_local_start = cgroup_read_keyed(sb->cgroup_fd, "pids.events.local", "max");
         ex->poll_pids = faccessat(ex->cg_fd, "pids.current", F_OK, 0) == 0 &&
                         faccessat(ex->cg_fd, "pids.peak", F_OK, 0) < 0;
         struct spawn_exec_config ec = {
@@ -1193,7 +1206,7 @@ void exec_recover(struct core *core, struct sandbox *sb)
                 ex->sb = sb;
                 ex->cg_fd = -1;
                 ex->proc.fd = ex->out_w.fd = ex->err_w.fd = ex->in_w.fd = ex->timer.fd = ex->poll.fd = -1;
-                ex->pids_sampled = -1;
+                ex->pids_sampled = ex->sb_pids_local_start = -1;
                 limits_exec_init(&ex->limits);
                 memcpy(ex->eid, de->d_name, 16);
                 ex->argv = argv;

@@ -321,6 +321,10 @@ static void sandbox_free(struct sandbox *sb)
         if (!sb)
                 return;
         exec_free_all(sb);
+        /* Its watches go before their fds are closed below (and any event
+         * of theirs still pending in this batch with them). */
+        core_watch_del(sb->core, &sb->init_watch);
+        core_watch_del(sb->core, &sb->stop_tick);
         free(sb->name);
         free(sb->tenant);
         free(sb->image_ref);
@@ -1055,7 +1059,8 @@ static int sandbox_load_record(struct core *core, const char *id, struct sandbox
         if (limits)
                 limits_sandbox_from_json(limits, &sb->limits);
         bool tmpfs = false;
-        json_get_bool(j, "disk_limited", false, &tmpfs, NULL);
+        if (json_get_bool(j, "disk_limited", false, &tmpfs, NULL) == 0 && !json_object_get(j, "disk_limited"))
+                json_get_bool(j, "disk_tmpfs", false, &tmpfs, NULL);   /* records of 0.1.0 before disk_backend */
         sb->disk_limited = tmpfs;
         const char *backend = NULL;
         json_get_string(j, "disk_backend", false, &backend, NULL);
