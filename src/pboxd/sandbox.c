@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 
@@ -38,6 +39,10 @@
 #include "tenants.h"
 #include "syscalls.h"
 #include "util.h"
+
+#ifndef OVERLAYFS_SUPER_MAGIC
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+#endif
 
 #define MAX_ENV 1024
 
@@ -570,6 +575,38 @@ static int sandbox_open_namespaces(struct sandbox *sb, struct pbox_error *err)
         return 0;
 }
 
+/* Mount the sandbox's root at sb->rootfs (RUNTIME_DIR/sandboxes/<id>/rootfs):
+ * its writable layer -- in a file system of disk_bytes when the disk is
+ * limited (rw/upper, rw/work: a tmpfs, or the ext4 image disk.img on a loop
+ * device), else upper/ and work/ on the state dir's disk -- over the image's
+ * layers.  At create (the image and directories just made), and again for
+ * a stopped sandbox whose mounts a host reboot took, so that its files can
+ * still be read.  What is already mounted is kept. */
+static int sandbox_mount_root(struct core *core, struct sandbox *sb, char *const *layer_dirs, struct pbox_error *err)
+{
+        int r;
+        const char *layer = sb->disk_limited ? "rw/" : "";
+        if (sb->disk_limited) {
+                _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
+                if (sb->disk_ext4) {
+                        _cleanup_free_ char *img = util_xasprintf("%s/sandboxes/%s/disk.img", core->cfg->state_dir, sb->id);
+                        if ((r = diskimg_mount(img, rw, err)) < 0 ||
+                            (r = rootfs_prepare_layer(rw, core->map.uid_base, core->map.gid_base, err)) < 0)
+                                return r;
+                } else if ((r = rootfs_mount_layer_tmpfs(rw, (uint64_t) sb->limits.disk_bytes, core->map.uid_base,
+                                                         core->map.gid_base, err)) < 0)
+                        return r;
+        }
+        _cleanup_free_ char *rt = util_xasprintf("%s/%s", core->runtime_sandboxes, sb->id);
+        free(sb->rootfs);
+        sb->rootfs = util_xasprintf("%s/rootfs", rt);
+        if ((mkdir(rt, 0711) < 0 && errno != EEXIST) || (mkdir(sb->rootfs, 0755) < 0 && errno != EEXIST))
+                return pbox_error_sys(err, errno, "create the rootfs mount point");
+        _cleanup_free_ char *upper = util_xasprintf("%s/sandboxes/%s/%supper", core->cfg->state_dir, sb->id, layer);
+        _cleanup_free_ char *work = util_xasprintf("%s/sandboxes/%s/%swork", core->cfg->state_dir, sb->id, layer);
+        return rootfs_mount_overlay(layer_dirs, upper, work, sb->rootfs, err);
+}
+
 static int sandbox_build(struct core *core, struct sandbox *sb, struct image_info *info, struct pbox_error *err)
 {
         int r;
@@ -581,33 +618,16 @@ static int sandbox_build(struct core *core, struct sandbox *sb, struct image_inf
                 return pbox_error_sys(err, errno, "open the sandbox directory");
         if ((r = sandbox_save(sb)) < 0)
                 return pbox_error_set(err, EIO, "cannot write the sandbox record");
-        /* The writable layer: in a file system of disk_bytes when the disk
-         * is limited (rw/upper, rw/work) -- a tmpfs, or an ext4 image on a
-         * loop device (disk_backend) --, else on the state dir's disk. */
-        const char *layer = sb->disk_limited ? "rw/" : "";
-        if (sb->disk_limited) {
-                _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
-                if (sb->disk_ext4) {
-                        _cleanup_free_ char *img = util_xasprintf("%s/sandboxes/%s/disk.img", core->cfg->state_dir, sb->id);
-                        if ((r = diskimg_create(dfd, "disk.img", img, (uint64_t) sb->limits.disk_bytes,
-                                                core->map.uid_base, core->map.gid_base, err)) < 0 ||
-                            (r = diskimg_mount(img, rw, err)) < 0 ||
-                            (r = rootfs_prepare_layer(rw, core->map.uid_base, core->map.gid_base, err)) < 0)
-                                return r;
-                } else if ((r = rootfs_mount_layer_tmpfs(rw, (uint64_t) sb->limits.disk_bytes, core->map.uid_base,
-                                                         core->map.gid_base, err)) < 0)
+        if (sb->disk_ext4) {
+                _cleanup_free_ char *img = util_xasprintf("%s/sandboxes/%s/disk.img", core->cfg->state_dir, sb->id);
+                if ((r = diskimg_create(dfd, "disk.img", img, (uint64_t) sb->limits.disk_bytes, core->map.uid_base,
+                                        core->map.gid_base, err)) < 0)
                         return r;
-        } else if (mkdirat(dfd, "upper", 0755) < 0 ||
-                   fchownat(dfd, "upper", core->map.uid_base, core->map.gid_base, 0) < 0 || mkdirat(dfd, "work", 0700) < 0)
+        } else if (!sb->disk_limited &&
+                   (mkdirat(dfd, "upper", 0755) < 0 || fchownat(dfd, "upper", core->map.uid_base, core->map.gid_base, 0) < 0 ||
+                    mkdirat(dfd, "work", 0700) < 0))
                 return pbox_error_sys(err, errno, "create the overlay directories");
-
-        _cleanup_free_ char *rt = util_xasprintf("%s/%s", core->runtime_sandboxes, sb->id);
-        sb->rootfs = util_xasprintf("%s/rootfs", rt);
-        if (mkdir(rt, 0711) < 0 || mkdir(sb->rootfs, 0755) < 0)
-                return pbox_error_sys(err, errno, "create the rootfs mount point");
-        _cleanup_free_ char *upper = util_xasprintf("%s/sandboxes/%s/%supper", core->cfg->state_dir, sb->id, layer);
-        _cleanup_free_ char *work = util_xasprintf("%s/sandboxes/%s/%swork", core->cfg->state_dir, sb->id, layer);
-        if ((r = rootfs_mount_overlay(info->layer_dirs, upper, work, sb->rootfs, err)) < 0)
+        if ((r = sandbox_mount_root(core, sb, info->layer_dirs, err)) < 0)
                 return r;
 
         _cleanup_free_ char *init_rel = util_xasprintf("%s/init", sb->id);
@@ -1102,6 +1122,30 @@ static bool sandbox_adopt(struct core *core, struct sandbox *sb)
         return true;
 }
 
+/* A stopped sandbox whose root a host reboot unmounted (the runtime dir is
+ * gone, the ext4 image detached) gets it mounted again: its files -- the
+ * upper dir, or the ext4 image -- are still on disk, and the files API can
+ * then read them (a tmpfs layer is gone with the reboot: the root shows the
+ * image). */
+static void sandbox_remount_stopped(struct core *core, struct sandbox *sb)
+{
+        _cleanup_free_ char *rootfs = util_xasprintf("%s/%s/rootfs", core->runtime_sandboxes, sb->id);
+        struct statfs sf;
+        if (statfs(rootfs, &sf) == 0 && (unsigned long) sf.f_type == (unsigned long) OVERLAYFS_SUPER_MAGIC)
+                return;
+        struct pbox_error err = PBOX_ERROR_INIT;
+        struct image_info *info = NULL;
+        if (image_store_resolve(core->images, sb->image_id, &info, &err) < 0) {
+                log_warning("sandbox %s: its root cannot be mounted again: %s", sb->id, err.message);
+                return;
+        }
+        if (sandbox_mount_root(core, sb, info->layer_dirs, &err) < 0)
+                log_warning("sandbox %s: its root cannot be mounted again: %s", sb->id, err.message);
+        else
+                log_info("sandbox %s: its root is mounted again (its files can be read)", sb->id);
+        image_info_free(info);
+}
+
 int sandbox_recover_all(struct core *core, struct pbox_error *err)
 {
         int dfd = fcntl(core->sandboxes_fd, F_DUPFD_CLOEXEC, 3);
@@ -1175,6 +1219,8 @@ int sandbox_recover_all(struct core *core, struct pbox_error *err)
                         sandbox_save(sb);
                 } else
                         stopped++;
+                if (sb->state == SB_STOPPED)
+                        sandbox_remount_stopped(core, sb);
                 exec_recover(core, sb);
                 sb->next = core->sandboxes;
                 core->sandboxes = sb;

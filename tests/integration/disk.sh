@@ -4,8 +4,10 @@
 # large disk costs host disk, not memory.  A filler gets ENOSPC inside at
 # the limit and the host's state dir does not grow past it; the usage shows
 # the bytes; the disk grows on a live sandbox (resize2fs online) and refuses
-# to shrink (409); it survives a restart of pboxd with its files; removal
-# takes the image and the loop device with it.  Needs no cgroup controller.
+# to shrink (409); it survives a restart of pboxd with its files, and a
+# (played) host reboot: the disk is mounted again and its files readable;
+# removal takes the image and the loop device with it.  Needs no cgroup
+# controller.
 . "$PBOX_SRCDIR/tests/integration/lib.sh"
 pbox_test_init
 MIB=1048576
@@ -72,6 +74,29 @@ pbox_exec "$SB" sh -c 'echo kept > /root/note'
 pboxd_restart
 check_eq "after a restart of pboxd the file is there" kept "$(pbox_exec "$SB" cat /root/note; echo "$EXEC_OUT")"
 check_eq "... on the same loop device" "$LOOP" "$(losetup -n -O NAME -j "$IMG")"
+
+# ---- a host reboot, played: pboxd and the sandbox killed, its mounts gone
+# (the loop device with them), the runtime dir emptied.  The image is still
+# there: the sandbox is stopped/lost, its disk mounted again, its files
+# readable.
+api_call GET "/v1/sandboxes/$SB"
+SB_PID=$(json_get .pid)
+kill -KILL "$PBOXD_PID" $(pgrep -x -P "$PBOXD_PID" pboxd) 2>/dev/null
+wait_until 5 eval "! _pid_alive $PBOXD_PID"
+kill -KILL "$SB_PID"
+wait_until 5 eval "! _pid_alive $SB_PID"
+umount -l "$PBOXD_RUNTIME/sandboxes/$SB/rootfs"
+umount -l "$RW"
+rm -rf "${PBOXD_RUNTIME:?}/sandboxes/$SB"
+wait_until 5 sh -c "! losetup -n -O BACK-FILE '$LOOP' 2>/dev/null | grep -q ."
+pboxd_restart >/dev/null 2>&1
+api_call GET "/v1/sandboxes/$SB"
+check_eq "after a played reboot the sandbox is stopped/lost" "stopped/lost" \
+        "$(json_get '.state + "/" + .stop_reason')"
+check_eq "... its disk is mounted again" ext4 "$(findmnt -n -o FSTYPE --mountpoint "$RW")"
+api_call GET "/v1/sandboxes/$SB/files?path=/root/note"
+check_eq "... and its files can be read" "200 kept" "$API_STATUS $API_BODY"
+LOOP=$(losetup -n -O NAME -j "$IMG")
 
 # ---- removal
 api_call DELETE "/v1/sandboxes/$SB?force=true"

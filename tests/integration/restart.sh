@@ -3,7 +3,8 @@
 # kill -9 of the core and the api process, running sandboxes are re-adopted
 # (their processes kept running, exec and stop work), a sandbox whose init
 # died while pboxd was down is marked stopped/lost and can be removed, a
-# half-created record is cleaned up, an unreadable record is kept, and kill -9
+# half-created record is cleaned up, an unreadable record is kept, the files
+# of a sandbox lost to a (played) host reboot can still be read, and kill -9
 # at varied instants of four creates in flight leaves nothing half-made.
 . "$PBOX_SRCDIR/tests/integration/lib.sh"
 pbox_test_init
@@ -113,7 +114,29 @@ check_eq "a stop interrupted by kill -9 completes after the restart" "stopped/ki
 api_call DELETE "/v1/sandboxes/$D"
 check_eq "... and the sandbox is removed" 200 "$API_STATUS"
 
-# ---- 5. kill -9 in the middle of creates, at varied instants
+# ---- 5. a host reboot, as far as one can be played: pboxd and the
+# sandbox's processes killed, the runtime dir (on /run) emptied with the
+# overlay mount in it.  After the restart the sandbox is stopped/lost, and
+# what it wrote (upper/, on the state dir's disk) can still be read.
+sandbox_create busybox || bail_out "cannot create a sandbox"
+E=$SANDBOX_ID
+pbox_exec "$E" sh -c 'echo rescued > /root/work.txt'
+api_call GET "/v1/sandboxes/$E"
+E_PID=$(json_get .pid)
+kill -KILL "$PBOXD_PID" $(pgrep -x -P "$PBOXD_PID" pboxd) 2>/dev/null
+wait_until 5 eval "! _pid_alive $PBOXD_PID"
+kill -KILL "$E_PID"
+wait_until 5 eval "! _pid_alive $E_PID"
+umount -l "$PBOXD_RUNTIME/sandboxes/$E/rootfs"
+rm -rf "${PBOXD_RUNTIME:?}/sandboxes/$E"
+pboxd_restart >/dev/null 2>&1
+check_eq "after a reboot the sandbox is stopped/lost" "stopped/lost" "$(state_of "$E")"
+api_call GET "/v1/sandboxes/$E/files?path=/root/work.txt"
+check_eq "... and what it wrote can still be read" "200 rescued" "$API_STATUS $API_BODY"
+api_call DELETE "/v1/sandboxes/$E"
+check_eq "... and it is removed" 200 "$API_STATUS"
+
+# ---- 6. kill -9 in the middle of creates, at varied instants
 # Four creates in flight, pboxd killed (core and api) after 0 to 150 ms: after
 # the restart every sandbox it lists runs and takes an exec, none is stuck
 # in "creating", and (checked at the end) whatever a cut-short create had
