@@ -57,7 +57,7 @@ static bool find_tool(const char *name, char path[64])
 int diskimg_probe(struct pbox_error *err)
 {
         char path[64];
-        static const char *const tools[] = { "mkfs.ext4", "resize2fs", NULL };
+        static const char *const tools[] = { "mkfs.ext4", "resize2fs", "e2fsck", NULL };
         for (const char *const *t = tools; *t; t++)
                 if (!find_tool(*t, path))
                         return pbox_error_set(err, ENOENT, "%s is not installed (e2fsprogs)", *t);
@@ -69,16 +69,20 @@ int diskimg_probe(struct pbox_error *err)
 }
 
 /* Run an e2fsprogs program (argv[0] a bare name looked up in /sbin and
- * /usr/sbin) with an empty environment, stdin and stdout on /dev/null;
- * what it says on stderr (its last line) goes into the error.  Killed
- * after timeout_s seconds (-ETIMEDOUT). */
-static int run_tool(char *const argv[], int timeout_s, struct pbox_error *err)
+ * /usr/sbin) with an empty environment, stdin and stdout on /dev/null.
+ * Its exit status goes to *ret_status; the last line it wrote on stderr
+ * (the first is often a banner) to said.  Killed after timeout_s seconds:
+ * -ETIMEDOUT (the final wait can still take as long as the kernel needs
+ * to let a process in uninterruptible sleep die). */
+static int run_tool_status(char *const argv[], int timeout_s, int *ret_status, char said[160],
+                           struct pbox_error *err)
 {
         char path[64];
+        said[0] = '\0';
         if (!find_tool(argv[0], path))
                 return pbox_error_set(err, ENOENT, "%s is not installed (e2fsprogs)", argv[0]);
         int pipefd[2];
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
+        if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) < 0)
                 return pbox_error_sys(err, errno, "pipe");
         int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (devnull < 0) {
@@ -94,7 +98,8 @@ static int run_tool(char *const argv[], int timeout_s, struct pbox_error *err)
                 sigset_t none;
                 sigemptyset(&none);
                 sigprocmask(SIG_SETMASK, &none, NULL);
-                if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(pipefd[1], 2) < 0)
+                if (dup2(devnull, 0) < 0 || dup2(devnull, 1) < 0 || dup2(pipefd[1], 2) < 0 ||
+                    fcntl(2, F_SETFL, 0) < 0)
                         _exit(126);
                 execve(path, argv, envp);
                 _exit(127);
@@ -106,51 +111,86 @@ static int run_tool(char *const argv[], int timeout_s, struct pbox_error *err)
                 close(pipefd[0]);
                 return pbox_error_sys(err, e, "fork for %s", argv[0]);
         }
-        char msg[256];
+        /* The tail of stderr: a window of the last bytes written. */
+        char tail[512];
         size_t len = 0;
-        bool timed_out = false;
+        bool eof = false, exited = false, timed_out = false;
+        int status = 0;
         uint64_t deadline = util_now_ms() + (uint64_t) timeout_s * 1000;
-        for (;;) {
+        while (!exited) {
+                pid_t w = waitpid(pid, &status, WNOHANG);
+                if (w == pid) {
+                        exited = true;
+                        break;
+                }
+                if (w < 0 && errno != EINTR)
+                        break;
                 uint64_t now = util_now_ms();
                 if (now >= deadline) {
                         timed_out = true;
-                        kill(pid, SIGKILL);
                         break;
                 }
+                /* Wake for output, or every 50 ms to see whether it exited. */
+                uint64_t left = deadline - now;
                 struct pollfd pfd = { pipefd[0], POLLIN, 0 };
-                int pr = poll(&pfd, 1, (int) (deadline - now));
-                if (pr < 0 && errno == EINTR)
+                int pr = poll(&pfd, eof ? 0 : 1, (int) (left < 50 ? left : 50));
+                if (pr < 0 && errno != EINTR)
+                        break;
+                if (pr <= 0 || eof)
                         continue;
-                if (pr <= 0)
-                        continue;       /* the deadline check above decides */
-                char sink[512];
-                char *dst = len < sizeof msg - 1 ? msg + len : sink;
-                size_t room = len < sizeof msg - 1 ? sizeof msg - 1 - len : sizeof sink;
-                ssize_t n = read(pipefd[0], dst, room);
-                if (n < 0 && errno == EINTR)
+                char buf[512];
+                ssize_t n = read(pipefd[0], buf, sizeof buf);
+                if (n == 0) {
+                        eof = true;
                         continue;
-                if (n <= 0)
-                        break;  /* the tool closed stderr: it is ending */
-                if (dst == msg + len)
-                        len += (size_t) n;
+                }
+                if (n < 0)
+                        continue;       /* EAGAIN, EINTR */
+                size_t k = (size_t) n;
+                if (k >= sizeof tail) {
+                        memcpy(tail, buf + k - sizeof tail, sizeof tail);
+                        len = sizeof tail;
+                } else {
+                        if (len + k > sizeof tail) {
+                                memmove(tail, tail + (len + k - sizeof tail), sizeof tail - k);
+                                len = sizeof tail - k;
+                        }
+                        memcpy(tail + len, buf, k);
+                        len += k;
+                }
         }
         close(pipefd[0]);
-        msg[len] = '\0';
-        /* The last line that says something (the first is often a banner). */
-        while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
-                msg[--len] = '\0';
-        char *last = strrchr(msg, '\n');
-        const char *said = last ? last + 1 : msg;
-        int status;
-        while (waitpid(pid, &status, 0) < 0)
-                if (errno != EINTR)
-                        return pbox_error_sys(err, errno, "wait for %s", argv[0]);
-        if (timed_out)
+        if (!exited) {
+                kill(pid, SIGKILL);
+                while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        /* Its last line that says something. */
+        while (len > 0 && (tail[len - 1] == '\n' || tail[len - 1] == ' ' || tail[len - 1] == '\r'))
+                len--;
+        size_t from = len;
+        while (from > 0 && tail[from - 1] != '\n')
+                from--;
+        snprintf(said, 160, "%.*s", (int) (len - from), tail + from);
+        if (!exited && timed_out)
                 return pbox_error_set(err, ETIMEDOUT, "%s did not finish within %d s", argv[0], timeout_s);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-                return pbox_error_set(err, EIO, "%s failed (status %d)%s%s", argv[0],
-                                      WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
-                                      said[0] ? ": " : "", said);
+        if (!exited)
+                return pbox_error_set(err, EIO, "%s: lost track of it", argv[0]);
+        *ret_status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return 0;
+}
+
+/* The same, where anything but exit status 0 is a failure. */
+static int run_tool(char *const argv[], int timeout_s, struct pbox_error *err)
+{
+        int status = 0;
+        char said[160];
+        int r = run_tool_status(argv, timeout_s, &status, said, err);
+        if (r < 0)
+                return r;
+        if (status != 0)
+                return pbox_error_set(err, EIO, "%s failed (status %d)%s%s", argv[0], status, said[0] ? ": " : "",
+                                      said);
         return 0;
 }
 
@@ -228,12 +268,31 @@ static int loop_attach(const char *image, char dev[32], struct pbox_error *err)
         return pbox_error_set(err, EBUSY, "no free loop device for %s", image);
 }
 
-int diskimg_mount(const char *image, const char *dir, struct pbox_error *err)
+int diskimg_check(const char *image, struct pbox_error *err)
+{
+        /* -p: repair what is safe to repair unattended; 1 and 2 mean
+         * "errors corrected", 4 and more "left uncorrected" or worse. */
+        char *const argv[] = { (char *) "e2fsck", (char *) "-p", (char *) image, NULL };
+        int status = 0;
+        char said[160];
+        int r = run_tool_status(argv, 600, &status, said, err);
+        if (r < 0)
+                return r;
+        if (status > 2)
+                return pbox_error_set(err, EUCLEAN, "e2fsck found errors it could not repair in %s (status %d)%s%s",
+                                      image, status, said[0] ? ": " : "", said);
+        return 0;
+}
+
+int diskimg_mount(const char *image, const char *dir, bool check_first, struct pbox_error *err)
 {
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                 return pbox_error_sys(err, errno, "mkdir %s", dir);
         if (is_mount_point(dir))
                 return 0;
+        int r0 = check_first ? diskimg_check(image, err) : 0;
+        if (r0 < 0)
+                return r0;
         char dev[32];
         int lfd = loop_attach(image, dev, err);
         if (lfd < 0)

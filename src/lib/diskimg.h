@@ -9,12 +9,14 @@
  * The image lives in a directory only the daemon can reach (the sandbox's
  * state dir); the sandbox writes to it only through the mounted file
  * system, so the kernel only ever mounts an image that mkfs.ext4 and the
- * kernel itself wrote.  The loop device is attached with
+ * kernel itself wrote (and e2fsck checked, after a host crash).  The loop
+ * device is attached with
  * LO_FLAGS_AUTOCLEAR: it goes away with the last unmount.  mkfs.ext4 and
  * resize2fs (e2fsprogs) are run from /sbin or /usr/sbin with an empty
  * environment. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -31,8 +33,14 @@ int diskimg_create(int dirfd, const char *name, const char *path, uint64_t size_
                    struct pbox_error *err);
 /* Attach image to a free loop device and mount it at dir (ext4, nosuid,
  * nodev).  When a file system is already mounted at dir (the daemon
- * restarted), it is left as it is. */
-int diskimg_mount(const char *image, const char *dir, struct pbox_error *err);
+ * restarted), it is left as it is.  With check_first (an image that was in
+ * use when the host went down), diskimg_check first. */
+int diskimg_mount(const char *image, const char *dir, bool check_first, struct pbox_error *err);
+/* e2fsck -p of an unmounted image: a file system that was mounted when the
+ * host went down is made consistent before the kernel mounts it again
+ * (what the sandbox wrote into data blocks must never be read as
+ * metadata).  -EUCLEAN when e2fsck could not repair it. */
+int diskimg_check(const char *image, struct pbox_error *err);
 /* Grow the image mounted at dir to size_bytes, online (the loop device's
  * capacity, then resize2fs).  Smaller than it is: -EBUSY (ext4 does not
  * shrink while mounted); the same size: nothing. */

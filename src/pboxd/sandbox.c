@@ -582,7 +582,8 @@ static int sandbox_open_namespaces(struct sandbox *sb, struct pbox_error *err)
  * layers.  At create (the image and directories just made), and again for
  * a stopped sandbox whose mounts a host reboot took, so that its files can
  * still be read.  What is already mounted is kept. */
-static int sandbox_mount_root(struct core *core, struct sandbox *sb, char *const *layer_dirs, struct pbox_error *err)
+static int sandbox_mount_root(struct core *core, struct sandbox *sb, char *const *layer_dirs, bool after_reboot,
+                              struct pbox_error *err)
 {
         int r;
         const char *layer = sb->disk_limited ? "rw/" : "";
@@ -590,7 +591,7 @@ static int sandbox_mount_root(struct core *core, struct sandbox *sb, char *const
                 _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
                 if (sb->disk_ext4) {
                         _cleanup_free_ char *img = util_xasprintf("%s/sandboxes/%s/disk.img", core->cfg->state_dir, sb->id);
-                        if ((r = diskimg_mount(img, rw, err)) < 0 ||
+                        if ((r = diskimg_mount(img, rw, after_reboot, err)) < 0 ||
                             (r = rootfs_prepare_layer(rw, core->map.uid_base, core->map.gid_base, err)) < 0)
                                 return r;
                 } else if ((r = rootfs_mount_layer_tmpfs(rw, (uint64_t) sb->limits.disk_bytes, core->map.uid_base,
@@ -627,7 +628,7 @@ static int sandbox_build(struct core *core, struct sandbox *sb, struct image_inf
                    (mkdirat(dfd, "upper", 0755) < 0 || fchownat(dfd, "upper", core->map.uid_base, core->map.gid_base, 0) < 0 ||
                     mkdirat(dfd, "work", 0700) < 0))
                 return pbox_error_sys(err, errno, "create the overlay directories");
-        if ((r = sandbox_mount_root(core, sb, info->layer_dirs, err)) < 0)
+        if ((r = sandbox_mount_root(core, sb, info->layer_dirs, false, err)) < 0)
                 return r;
 
         _cleanup_free_ char *init_rel = util_xasprintf("%s/init", sb->id);
@@ -1139,7 +1140,7 @@ static void sandbox_remount_stopped(struct core *core, struct sandbox *sb)
                 log_warning("sandbox %s: its root cannot be mounted again: %s", sb->id, err.message);
                 return;
         }
-        if (sandbox_mount_root(core, sb, info->layer_dirs, &err) < 0)
+        if (sandbox_mount_root(core, sb, info->layer_dirs, true, &err) < 0)
                 log_warning("sandbox %s: its root cannot be mounted again: %s", sb->id, err.message);
         else
                 log_info("sandbox %s: its root is mounted again (its files can be read)", sb->id);

@@ -2,7 +2,8 @@
  * the size floor, a sparse image of the asked size (mode 0600, made with
  * O_EXCL: an existing file is never reused or overwritten), that mkfs.ext4
  * really made an ext4 file system (its superblock magic), and that a failed
- * mkfs leaves no file.  Mounting and growth need root and loop devices:
+ * mkfs leaves no file; e2fsck passes a fresh image and refuses a broken
+ * one.  Mounting and growth need root and loop devices:
  * tests/integration/disk.sh. */
 #include "config.h"
 
@@ -87,12 +88,32 @@ static void test_create(void **state)
 static void test_symlink_refused(void **state)
 {
         struct pbox_error err = PBOX_ERROR_INIT;
-        assert_int_equal(symlinkat("/etc/passwd", dir_fd, "link.img"), 0);
+        /* A sentinel of our own: were the refusal ever to break, only it is hurt. */
+        _cleanup_close_ int fd = openat(dir_fd, "sentinel", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(util_write_all(fd, "keep me\n", 8), 0);
+        _cleanup_free_ char *target = util_xasprintf("%s/sentinel", tmpdir);
+        assert_int_equal(symlinkat(target, dir_fd, "link.img"), 0);
         _cleanup_free_ char *path = util_xasprintf("%s/link.img", tmpdir);
         assert_true(diskimg_create(dir_fd, "link.img", path, 8ull << 20, 0, 0, &err) < 0);
         struct stat st;
-        assert_int_equal(stat("/etc/passwd", &st), 0);
-        assert_true(st.st_size > 0 && st.st_size < (8 << 20));       /* not truncated, not grown */
+        assert_int_equal(fstatat(dir_fd, "sentinel", &st, 0), 0);
+        assert_int_equal(st.st_size, 8);                /* not truncated, not grown, not formatted */
+}
+
+static void test_check(void **state)
+{
+        if (!have_mkfs())
+                skip();
+        struct pbox_error err = PBOX_ERROR_INIT;
+        _cleanup_free_ char *path = util_xasprintf("%s/check.img", tmpdir);
+        assert_int_equal(diskimg_create(dir_fd, "check.img", path, 8ull << 20, 0, 0, &err), 0);
+        assert_int_equal(diskimg_check(path, &err), 0);
+        /* a broken superblock magic: e2fsck cannot repair it on its own */
+        _cleanup_close_ int fd = openat(dir_fd, "check.img", O_WRONLY | O_CLOEXEC);
+        assert_int_equal(pwrite(fd, "\0\0", 2, 1024 + 0x38), 2);
+        assert_true(diskimg_check(path, &err) < 0);
+        assert_non_null(strstr(err.message, "e2fsck"));
 }
 
 static void test_probe(void **state)
@@ -111,6 +132,7 @@ int main(void)
                 cmocka_unit_test(test_too_small),
                 cmocka_unit_test(test_create),
                 cmocka_unit_test(test_symlink_refused),
+                cmocka_unit_test(test_check),
                 cmocka_unit_test(test_probe),
         };
         return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
