@@ -1147,6 +1147,16 @@ static void sandbox_remount_stopped(struct core *core, struct sandbox *sb)
         image_info_free(info);
 }
 
+/* A sandbox directory holding no state.json (and being a directory). */
+static bool record_missing(struct core *core, const char *id)
+{
+        struct stat st;
+        if (fstatat(core->sandboxes_fd, id, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+                return false;
+        _cleanup_free_ char *rec = util_xasprintf("%s/state.json", id);
+        return fstatat(core->sandboxes_fd, rec, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT;
+}
+
 int sandbox_recover_all(struct core *core, struct pbox_error *err)
 {
         int dfd = fcntl(core->sandboxes_fd, F_DUPFD_CLOEXEC, 3);
@@ -1168,6 +1178,15 @@ int sandbox_recover_all(struct core *core, struct pbox_error *err)
                 }
                 struct sandbox *sb = NULL;
                 struct pbox_error lerr = PBOX_ERROR_INIT;
+                if (record_missing(core, de->d_name)) {
+                        /* The directory is made, then the record written (atomically) before
+                         * anything else of the sandbox exists: killed in between, a create
+                         * leaves a directory with no record (at most a temporary file). */
+                        log_notice("sandbox %s: a create cut short before its record was written: cleaning it up",
+                                   de->d_name);
+                        sandbox_destroy_host_state(core, de->d_name);
+                        continue;
+                }
                 if (sandbox_load_record(core, de->d_name, &sb, &lerr) < 0) {
                         /* A record we cannot read is kept on disk for the admin, never deleted. */
                         log_error("%s", lerr.message);

@@ -70,6 +70,10 @@ jq --arg id "$HALF" '.id = $id | .name = $id | .state = "creating"' \
 BROKEN=fedcba9876543210fedcba98
 mkdir -p "$PBOXD_STATE/sandboxes/$BROKEN"
 echo '{"this is": not json' >"$PBOXD_STATE/sandboxes/$BROKEN/state.json"
+# Killed between the directory and its record: no state.json, a temp file.
+NOREC=00112233445566778899aabb
+mkdir -p "$PBOXD_STATE/sandboxes/$NOREC"
+echo '{"id":' >"$PBOXD_STATE/sandboxes/$NOREC/.state.json.tmp"
 
 pboxd_restart >/dev/null 2>&1
 check "pboxd came back after kill -9" _pid_alive "$PBOXD_PID"
@@ -82,6 +86,8 @@ check_eq "B, whose init died meanwhile, is stopped/lost" "stopped/lost" "$(state
 check "the half-created sandbox was cleaned up" test ! -e "$PBOXD_STATE/sandboxes/$HALF"
 api_call GET "/v1/sandboxes/$HALF"
 check_eq "... and is not listed" 404 "$API_STATUS"
+check "a sandbox directory with no record (a create killed before it) is cleaned up" \
+        test ! -e "$PBOXD_STATE/sandboxes/$NOREC"
 check "the unreadable record is kept on disk" test -s "$PBOXD_STATE/sandboxes/$BROKEN/state.json"
 check_match "... and named in the log" "sandbox record $BROKEN|$BROKEN" "$(cat "$PBOXD_LOG")"
 rm -rf "${PBOXD_STATE:?}/sandboxes/$BROKEN"
