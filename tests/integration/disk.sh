@@ -81,8 +81,7 @@ check_eq "... on the same loop device" "$LOOP" "$(losetup -n -O NAME -j "$IMG")"
 # readable.
 api_call GET "/v1/sandboxes/$SB"
 SB_PID=$(json_get .pid)
-kill -KILL "$PBOXD_PID" $(pgrep -x -P "$PBOXD_PID" pboxd) 2>/dev/null
-wait_until 5 eval "! _pid_alive $PBOXD_PID"
+pboxd_kill9
 kill -KILL "$SB_PID"
 wait_until 5 eval "! _pid_alive $SB_PID"
 umount -l "$PBOXD_RUNTIME/sandboxes/$SB/rootfs"

@@ -158,8 +158,7 @@ check_eq "kill with the default SIGTERM" "killed/signal" "$(json_get '.result.st
 exec_json '{"argv":["sh","-c","echo started; sleep 300"],"wait":false}'
 EID=$(json_get .id)
 sleep 0.3
-kill -KILL "$PBOXD_PID" $(pgrep -x -P "$PBOXD_PID" pboxd) 2>/dev/null
-wait_until 5 eval "! _pid_alive $PBOXD_PID"
+pboxd_kill9
 pboxd_restart >/dev/null 2>&1
 api_call GET "$X/execs/$EID"
 check_eq "the interrupted exec is reported lost" "exited/lost" "$(json_get '.state + "/" + .result.status')"

@@ -441,6 +441,17 @@ pboxd_stop() {
         return "$_st_rc"
 }
 
+# pboxd_kill9: kill -9 of the core and of its api process, as a crash would
+# (sandboxes live on), then wait for the core to be gone.  The api process
+# is the core's child running as the api user (nobody): matching children
+# by name alone could also hit a sandbox init or an exec the core is
+# starting, which are named pboxd until they exec.
+pboxd_kill9() {
+        [ -n "$PBOXD_PID" ] || return 0
+        kill -KILL "$PBOXD_PID" $(pgrep -x -P "$PBOXD_PID" -u "$(id -u nobody)" pboxd) 2>/dev/null
+        wait_until 5 eval "! _pid_alive $PBOXD_PID"
+}
+
 # pboxd_restart [CONFIG_LINE...]: stop and start on the same state; without
 # arguments the config is kept as is, with arguments it is regenerated.
 pboxd_restart() {

@@ -112,8 +112,7 @@ pbox_exec "$D" sh -c 'sh -c "trap \"\" TERM; sleep 300" >/dev/null 2>&1 &'
 curl -s -o /dev/null --max-time 10 -H "Authorization: Bearer $(cat "$PBOX_TOKEN_FILE")" \
         -d '{"grace_ms": 2500}' "$PBOX_URL/v1/sandboxes/$D/stop" &
 sleep 0.5
-kill -KILL "$PBOXD_PID" $(pgrep -x -P "$PBOXD_PID" pboxd) 2>/dev/null
-wait_until 5 eval "! _pid_alive $PBOXD_PID"
+pboxd_kill9
 pboxd_restart >/dev/null 2>&1
 wait_until 8 sh -c "curl -s -H 'Authorization: Bearer $(cat "$PBOX_TOKEN_FILE")' '$PBOX_URL/v1/sandboxes/$D' | jq -e '.state == \"stopped\"'"
 check_eq "a stop interrupted by kill -9 completes after the restart" "stopped/killed" "$(state_of "$D")"
@@ -129,8 +128,7 @@ E=$SANDBOX_ID
 pbox_exec "$E" sh -c 'echo rescued > /root/work.txt'
 api_call GET "/v1/sandboxes/$E"
 E_PID=$(json_get .pid)
-kill -KILL "$PBOXD_PID" $(pgrep -x -P "$PBOXD_PID" pboxd) 2>/dev/null
-wait_until 5 eval "! _pid_alive $PBOXD_PID"
+pboxd_kill9
 kill -KILL "$E_PID"
 wait_until 5 eval "! _pid_alive $E_PID"
 umount -l "$PBOXD_RUNTIME/sandboxes/$E/rootfs"
@@ -154,8 +152,7 @@ for delay in 0 0.02 0.05 0.1 0.15; do
                         -H 'Content-Type: application/json' -d '{"image":"busybox"}' "$PBOX_URL/v1/sandboxes" &
         done
         sleep "$(tscale "$delay")"
-        kill -KILL "$PBOXD_PID" $(pgrep -x -P "$PBOXD_PID" pboxd) 2>/dev/null
-        wait_until 5 eval "! _pid_alive $PBOXD_PID"
+        pboxd_kill9
         wait
         pboxd_restart >/dev/null 2>&1
         api_call GET /v1/sandboxes
