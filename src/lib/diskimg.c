@@ -32,16 +32,6 @@ struct loop_config {
 };
 #endif
 
-/* A file system mounted right at dir (not the one dir lives on). */
-static bool is_mount_point(const char *dir)
-{
-        struct stat st, parent;
-        _cleanup_free_ char *up = util_xasprintf("%s/..", dir);
-        if (stat(dir, &st) < 0 || stat(up, &parent) < 0)
-                return false;
-        return st.st_dev != parent.st_dev;
-}
-
 static bool find_tool(const char *name, char path[64])
 {
         static const char *const dirs[] = { "/usr/sbin", "/sbin", NULL };
@@ -288,7 +278,7 @@ int diskimg_mount(const char *image, const char *dir, bool check_first, struct p
 {
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                 return pbox_error_sys(err, errno, "mkdir %s", dir);
-        if (is_mount_point(dir))
+        if (util_is_mount_point(dir))
                 return 0;
         int r0 = check_first ? diskimg_check(image, err) : 0;
         if (r0 < 0)
@@ -345,7 +335,7 @@ int diskimg_grow(const char *image, const char *dir, uint64_t size_bytes, struct
                                       "CAP_SYS_RESOURCE, which pboxd does not have on this host");
         struct statfs sf;
         struct stat st;
-        if (!is_mount_point(dir) || statfs(dir, &sf) < 0 || sf.f_type != EXT4_SUPER_MAGIC || stat(dir, &st) < 0)
+        if (!util_is_mount_point(dir) || statfs(dir, &sf) < 0 || sf.f_type != EXT4_SUPER_MAGIC || stat(dir, &st) < 0)
                 return pbox_error_set(err, ENOENT, "%s is not a mounted ext4 disk", dir);
         /* The loop device under the mount, and that it is this image's. */
         char dev[32], sysfile[96];

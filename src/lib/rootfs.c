@@ -94,14 +94,8 @@ int rootfs_unmount(const char *target, struct pbox_error *err)
 static bool is_tmpfs_mount(const char *dir)
 {
         struct statfs sf;
-        struct stat st, parent;
-        _cleanup_free_ char *up = util_xasprintf("%s/..", dir);
-        if (statfs(dir, &sf) < 0 || sf.f_type != TMPFS_MAGIC)
-                return false;
         /* A tmpfs mounted right there, not a tmpfs the whole state dir lives on. */
-        if (stat(dir, &st) < 0 || stat(up, &parent) < 0)
-                return false;
-        return st.st_dev != parent.st_dev;
+        return statfs(dir, &sf) == 0 && sf.f_type == TMPFS_MAGIC && util_is_mount_point(dir);
 }
 
 static uint64_t layer_tmpfs_inodes(uint64_t size_bytes)

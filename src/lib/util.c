@@ -457,3 +457,12 @@ bool util_utf8_valid(const char *buf, size_t len)
         }
         return true;
 }
+
+bool util_is_mount_point(const char *dir)
+{
+        struct stat st, parent;
+        _cleanup_free_ char *up = util_xasprintf("%s/..", dir);
+        if (stat(dir, &st) < 0 || stat(up, &parent) < 0)
+                return false;
+        return st.st_dev != parent.st_dev;
+}

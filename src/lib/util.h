@@ -80,6 +80,9 @@ uint64_t util_realtime_ms(void);       /* CLOCK_REALTIME */
 /* RFC 3339 UTC timestamp into buf (>= 32 bytes). */
 void util_format_time(uint64_t realtime_ms, char *buf, size_t len);
 bool util_is_hex(const char *s, size_t len);
+/* A file system is mounted right at dir (dir and dir/.. are on different
+ * devices), not merely the one dir lives on. */
+bool util_is_mount_point(const char *dir);
 /* Constant-time comparison of two strings (length leaks, contents do not). */
 bool util_secure_streq(const char *a, const char *b);
 /* Base64 (RFC 4648, with padding). encode never fails; decode returns -EINVAL on bad input. */

@@ -192,6 +192,13 @@ static json_t *limits_state_json(const struct sandbox_limits *l)
         return j;
 }
 
+/* STATE_DIR/sandboxes/<id>/<name>: the sandbox's own files (record, upper/,
+ * rw/, disk.img). */
+static char *sandbox_state_path(const struct core *core, const char *id, const char *name)
+{
+        return util_xasprintf("%s/sandboxes/%s/%s", core->cfg->state_dir, id, name);
+}
+
 static int sandbox_save(struct sandbox *sb);
 
 int sandbox_read_cgroup_usage(struct sandbox *sb, struct cgroup_usage *ret)
@@ -241,8 +248,7 @@ json_t *sandbox_usage_json(struct sandbox *sb)
 int sandbox_disk_usage(const struct sandbox *sb, uint64_t max_entries, uint64_t *ret, struct pbox_error *err)
 {
         const struct core *core = sb->core;
-        _cleanup_free_ char *dir = util_xasprintf("%s/sandboxes/%s/%s", core->cfg->state_dir, sb->id,
-                                                  sb->disk_limited ? "rw" : "upper");
+        _cleanup_free_ char *dir = sandbox_state_path(core, sb->id, sb->disk_limited ? "rw" : "upper");
         return rootfs_layer_usage(dir, sb->disk_limited, max_entries, ret, err);
 }
 
@@ -399,7 +405,7 @@ static int sandbox_destroy_host_state(struct core *core, const char *id)
                 ret = ret ? ret : -EBUSY;
         }
         /* The tmpfs writable layer, if any (after the overlay that used it). */
-        _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, id);
+        _cleanup_free_ char *rw = sandbox_state_path(core, id, "rw");
         pbox_error_clear(&err);
         if (rootfs_unmount(rw, &err) < 0) {
                 log_error("sandbox %s: %s", id, err.message);
@@ -586,11 +592,11 @@ static int sandbox_mount_root(struct core *core, struct sandbox *sb, char *const
                               struct pbox_error *err)
 {
         int r;
-        const char *layer = sb->disk_limited ? "rw/" : "";
+        const char *upper_name = sb->disk_limited ? "rw/upper" : "upper", *work_name = sb->disk_limited ? "rw/work" : "work";
         if (sb->disk_limited) {
-                _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
+                _cleanup_free_ char *rw = sandbox_state_path(core, sb->id, "rw");
                 if (sb->disk_ext4) {
-                        _cleanup_free_ char *img = util_xasprintf("%s/sandboxes/%s/disk.img", core->cfg->state_dir, sb->id);
+                        _cleanup_free_ char *img = sandbox_state_path(core, sb->id, "disk.img");
                         if ((r = diskimg_mount(img, rw, after_reboot, err)) < 0 ||
                             (r = rootfs_prepare_layer(rw, core->map.uid_base, core->map.gid_base, err)) < 0)
                                 return r;
@@ -603,8 +609,8 @@ static int sandbox_mount_root(struct core *core, struct sandbox *sb, char *const
         sb->rootfs = util_xasprintf("%s/rootfs", rt);
         if ((mkdir(rt, 0711) < 0 && errno != EEXIST) || (mkdir(sb->rootfs, 0755) < 0 && errno != EEXIST))
                 return pbox_error_sys(err, errno, "create the rootfs mount point");
-        _cleanup_free_ char *upper = util_xasprintf("%s/sandboxes/%s/%supper", core->cfg->state_dir, sb->id, layer);
-        _cleanup_free_ char *work = util_xasprintf("%s/sandboxes/%s/%swork", core->cfg->state_dir, sb->id, layer);
+        _cleanup_free_ char *upper = sandbox_state_path(core, sb->id, upper_name);
+        _cleanup_free_ char *work = sandbox_state_path(core, sb->id, work_name);
         return rootfs_mount_overlay(layer_dirs, upper, work, sb->rootfs, err);
 }
 
@@ -620,7 +626,7 @@ static int sandbox_build(struct core *core, struct sandbox *sb, struct image_inf
         if ((r = sandbox_save(sb)) < 0)
                 return pbox_error_set(err, EIO, "cannot write the sandbox record");
         if (sb->disk_ext4) {
-                _cleanup_free_ char *img = util_xasprintf("%s/sandboxes/%s/disk.img", core->cfg->state_dir, sb->id);
+                _cleanup_free_ char *img = sandbox_state_path(core, sb->id, "disk.img");
                 if ((r = diskimg_create(dfd, "disk.img", img, (uint64_t) sb->limits.disk_bytes, core->map.uid_base,
                                         core->map.gid_base, err)) < 0)
                         return r;
@@ -1079,13 +1085,13 @@ static int sandbox_load_record(struct core *core, const char *id, struct sandbox
         json_t *limits = json_object_get(j, "limits");
         if (limits)
                 limits_sandbox_from_json(limits, &sb->limits);
-        bool tmpfs = false;
-        if (json_get_bool(j, "disk_limited", false, &tmpfs, NULL) == 0 && !json_object_get(j, "disk_limited"))
-                json_get_bool(j, "disk_tmpfs", false, &tmpfs, NULL);   /* records of 0.1.0 before disk_backend */
-        sb->disk_limited = tmpfs;
+        bool limited = false;
+        /* "disk_tmpfs": records of 0.1.0 before disk_backend */
+        json_get_bool(j, json_object_get(j, "disk_limited") ? "disk_limited" : "disk_tmpfs", false, &limited, NULL);
+        sb->disk_limited = limited;
         const char *backend = NULL;
         json_get_string(j, "disk_backend", false, &backend, NULL);
-        sb->disk_ext4 = tmpfs && backend && !strcmp(backend, "ext4");
+        sb->disk_ext4 = limited && backend && !strcmp(backend, "ext4");
         sb->unenforced = limits_sandbox_unenforced(core, &sb->limits);
         json_t *last = json_object_get(j, "last_usage");
         if (json_is_object(last))
@@ -1130,9 +1136,8 @@ static bool sandbox_adopt(struct core *core, struct sandbox *sb)
  * image). */
 static void sandbox_remount_stopped(struct core *core, struct sandbox *sb)
 {
-        _cleanup_free_ char *rootfs = util_xasprintf("%s/%s/rootfs", core->runtime_sandboxes, sb->id);
         struct statfs sf;
-        if (statfs(rootfs, &sf) == 0 && (unsigned long) sf.f_type == (unsigned long) OVERLAYFS_SUPER_MAGIC)
+        if (statfs(sb->rootfs, &sf) == 0 && (unsigned long) sf.f_type == (unsigned long) OVERLAYFS_SUPER_MAGIC)
                 return;
         struct pbox_error err = PBOX_ERROR_INIT;
         struct image_info *info = NULL;
@@ -1378,8 +1383,8 @@ void sandbox_op_limits(struct core *core, struct request *req, const char *id, j
                          * stays so even if the rest of the update fails. */
                         if (update.disk_bytes == CGROUP_UNLIMITED)
                                 return request_error(req, 409, "conflict", "disk_bytes: an ext4 disk cannot become unlimited; give a larger size");
-                        _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
-                        _cleanup_free_ char *img = util_xasprintf("%s/sandboxes/%s/disk.img", core->cfg->state_dir, sb->id);
+                        _cleanup_free_ char *rw = sandbox_state_path(core, sb->id, "rw");
+                        _cleanup_free_ char *img = sandbox_state_path(core, sb->id, "disk.img");
                         if (diskimg_grow(img, rw, (uint64_t) update.disk_bytes, &err) < 0) {
                                 if (err.code == EBUSY)
                                         return request_error(req, 409, "conflict", "%s", err.message);
@@ -1391,7 +1396,7 @@ void sandbox_op_limits(struct core *core, struct request *req, const char *id, j
                         sb->limits.disk_bytes = update.disk_bytes;
                         sandbox_save(sb);
                 } else if (update.disk_bytes != sb->limits.disk_bytes) {
-                        _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
+                        _cleanup_free_ char *rw = sandbox_state_path(core, sb->id, "rw");
                         /* tmpfs: size=0 is no limit. */
                         uint64_t size = update.disk_bytes == CGROUP_UNLIMITED ? 0 : (uint64_t) update.disk_bytes;
                         if (rootfs_resize_layer_tmpfs(rw, size, &err) < 0) {
@@ -1409,7 +1414,7 @@ void sandbox_op_limits(struct core *core, struct request *req, const char *id, j
         if (limits_sandbox_write(core, sb->cgroup_fd, &merged, &err) < 0) {
                 if (resized) {
                         struct pbox_error uerr = PBOX_ERROR_INIT;
-                        _cleanup_free_ char *rw = util_xasprintf("%s/sandboxes/%s/rw", core->cfg->state_dir, sb->id);
+                        _cleanup_free_ char *rw = sandbox_state_path(core, sb->id, "rw");
                         int64_t old = sb->limits.disk_bytes;
                         rootfs_resize_layer_tmpfs(rw, old == CGROUP_UNLIMITED ? 0 : (uint64_t) old, &uerr);
                 }
